@@ -1,0 +1,425 @@
+package signing
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+)
+
+// maxSignaturePackets bounds the signatures in one detached OpenPGP input
+// (one per signer; real files hold one or two).
+const maxSignaturePackets = 16
+
+// pgpKey is one pinned OpenPGP key (primary key, its uids and subkeys).
+type pgpKey struct {
+	entity *openpgp.Entity
+	signer Signer
+}
+
+// loadOpenPGP reads every key in one configured item, strictly: a key that
+// go-crypto would silently skip in a keyring is an error here, because a
+// pinned key that quietly disappears is a misconfiguration nobody sees.
+func loadOpenPGP(item []byte) ([]*pgpKey, error) {
+	if len(bytes.TrimSpace(item)) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidKey)
+	}
+	if len(item) > maxKeySize {
+		return nil, fmt.Errorf("%w: %d bytes, more than the %d accepted", ErrInvalidKey, len(item), maxKeySize)
+	}
+	var bodies []io.Reader
+	head := bytes.TrimLeft(item, " \t\r\n")
+	if bytes.HasPrefix(head, armorHeader) {
+		blocks, err := splitArmor(head)
+		if err != nil {
+			return nil, err
+		}
+		bodies = blocks
+	} else {
+		bodies = []io.Reader{bytes.NewReader(item)}
+	}
+
+	var entities []*openpgp.Entity
+	for _, body := range bodies {
+		packets := packet.NewReader(body)
+		for {
+			e, err := openpgp.ReadEntity(packets)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: not a readable OpenPGP public key (%s)", ErrInvalidKey, libErr(err))
+			}
+			entities = append(entities, e)
+		}
+	}
+	if len(entities) == 0 {
+		return nil, fmt.Errorf("%w: no OpenPGP key found", ErrInvalidKey)
+	}
+
+	keys := make([]*pgpKey, 0, len(entities))
+	for i, e := range entities {
+		fp := strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
+		if err := checkEntity(e); err != nil {
+			if len(entities) > 1 {
+				return nil, fmt.Errorf("key %d of %d (%s): %w", i+1, len(entities), fp, err)
+			}
+			return nil, fmt.Errorf("%s: %w", fp, err)
+		}
+		identity := ""
+		if id := e.PrimaryIdentity(); id != nil {
+			identity = cleanIdentity(id.Name)
+		}
+		keys = append(keys, &pgpKey{entity: e, signer: Signer{Scheme: "openpgp", Fingerprint: fp, Identity: identity}})
+	}
+	return keys, nil
+}
+
+// splitArmor decodes each armored block of an item; a private key block is
+// refused by its header alone, so a broken one is refused too.
+func splitArmor(text []byte) ([]io.Reader, error) {
+	var bodies []io.Reader
+	for len(bytes.TrimSpace(text)) > 0 {
+		if !bytes.HasPrefix(text, armorHeader) {
+			return nil, fmt.Errorf("%w: unexpected text between armored blocks", ErrInvalidKey)
+		}
+		next := bytes.Index(text[1:], []byte("\n"+string(armorHeader)))
+		var chunk []byte
+		if next < 0 {
+			chunk, text = text, nil
+		} else {
+			chunk, text = text[:next+2], text[next+2:]
+		}
+		firstLine := chunk
+		if i := bytes.IndexByte(firstLine, '\n'); i >= 0 {
+			firstLine = firstLine[:i]
+		}
+		if bytes.Contains(firstLine, []byte("PRIVATE KEY")) {
+			return nil, fmt.Errorf("%w: this is a PRIVATE key; pin only the public key (gpg --armor --export FINGERPRINT) and keep the private key off this system", ErrPrivateKey)
+		}
+		block, err := armor.Decode(bytes.NewReader(chunk))
+		if err != nil {
+			return nil, fmt.Errorf("%w: unreadable OpenPGP armor (%s)", ErrInvalidKey, libErr(err))
+		}
+		if block.Type != openpgp.PublicKeyType {
+			return nil, fmt.Errorf("%w: armored block is %s, not %q", ErrInvalidKey, quote(block.Type, 40), openpgp.PublicKeyType)
+		}
+		bodies = append(bodies, block.Body)
+		text = bytes.TrimLeft(text, " \t\r\n")
+	}
+	return bodies, nil
+}
+
+// checkEntity applies the load-time policy to one key.
+func checkEntity(e *openpgp.Entity) error {
+	if e.PrivateKey != nil {
+		return fmt.Errorf("%w: holds PRIVATE key material; pin only the public key (gpg --armor --export)", ErrPrivateKey)
+	}
+	for _, sk := range e.Subkeys {
+		if sk.PrivateKey != nil {
+			return fmt.Errorf("%w: holds PRIVATE subkey material; pin only the public key (gpg --armor --export)", ErrPrivateKey)
+		}
+	}
+	if len(e.Revocations) > 0 {
+		return because(ErrKeyRevoked, "the primary key is revoked (a revocation certificate is merged in)")
+	}
+	if err := checkKeyStrength(e.PrimaryKey); err != nil {
+		return err
+	}
+	selfSig, _ := e.PrimarySelfSignature()
+	if selfSig == nil {
+		return fmt.Errorf("%w: no valid self-signature on the primary key", ErrInvalidKey)
+	}
+	if weakHash(selfSig.Hash) {
+		return because(ErrWeakAlgorithm, "the primary key's self-signature uses %s; refresh it with a current gpg", hashName(selfSig.Hash))
+	}
+	signing := 0
+	if selfSig.FlagsValid && selfSig.FlagSign && e.PrimaryKey.PubKeyAlgo.CanSign() {
+		signing++
+	}
+	for _, sk := range e.Subkeys {
+		if sk.Sig == nil || !sk.Sig.FlagsValid || !sk.Sig.FlagSign || !sk.PublicKey.PubKeyAlgo.CanSign() || len(sk.Revocations) > 0 {
+			continue
+		}
+		if err := checkKeyStrength(sk.PublicKey); err != nil {
+			return fmt.Errorf("signing subkey %X: %w", sk.PublicKey.KeyId, err)
+		}
+		signing++
+	}
+	if signing == 0 {
+		return fmt.Errorf("%w: no primary key or subkey may sign (only certify or encrypt)", ErrInvalidKey)
+	}
+	return nil
+}
+
+// checkKeyStrength refuses key algorithms and sizes that are not safe to
+// rely on today, whatever go-crypto's defaults are.
+func checkKeyStrength(pk *packet.PublicKey) error {
+	switch pk.PubKeyAlgo {
+	case packet.PubKeyAlgoRSA, packet.PubKeyAlgoRSASignOnly, packet.PubKeyAlgoRSAEncryptOnly:
+		bits, err := pk.BitLength()
+		if err != nil {
+			return fmt.Errorf("%w: unreadable RSA key", ErrInvalidKey)
+		}
+		if bits < 2048 {
+			return because(ErrWeakAlgorithm, "RSA key of %d bits (at least 2048 required)", bits)
+		}
+	case packet.PubKeyAlgoDSA:
+		return because(ErrWeakAlgorithm, "DSA keys are not accepted")
+	case packet.PubKeyAlgoElGamal:
+		return because(ErrWeakAlgorithm, "ElGamal keys are not accepted")
+	}
+	return nil
+}
+
+// weakHash is true for hashes that must not vouch for anything (collisions
+// are practical or the hash is unknown to this policy).
+func weakHash(h crypto.Hash) bool {
+	switch h {
+	case crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA3_256, crypto.SHA3_512:
+		return false
+	}
+	return true
+}
+
+func hashName(h crypto.Hash) string {
+	switch h {
+	case crypto.SHA1:
+		return "SHA-1"
+	case crypto.MD5:
+		return "MD5"
+	case crypto.RIPEMD160:
+		return "RIPEMD-160"
+	case 0:
+		return "an unknown hash"
+	}
+	return h.String()
+}
+
+// verifyOpenPGP checks a detached OpenPGP signature (armored or binary).
+// With several signature packets, one good signature by a pinned key is
+// enough; otherwise the most telling refusal is returned.
+func (k *Keys) verifyOpenPGP(message, data []byte, armored bool) (Signer, error) {
+	var body io.Reader = bytes.NewReader(data)
+	if armored {
+		block, err := armor.Decode(body)
+		if err != nil {
+			return Signer{}, refuse(ErrMalformed, "unreadable OpenPGP armor (%s)", libErr(err))
+		}
+		if block.Type != openpgp.SignatureType {
+			return Signer{}, refuse(ErrMalformed, "armored block is %s, not a PGP SIGNATURE", quote(block.Type, 40))
+		}
+		body = block.Body
+	}
+	packets := packet.NewReader(body)
+	var best error
+	n := 0
+	for {
+		p, err := packets.NextWithUnsupported()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Signer{}, refuse(ErrMalformed, "unreadable OpenPGP packet (%s)", libErr(err))
+		}
+		n++
+		if n > maxSignaturePackets {
+			return Signer{}, refuse(ErrMalformed, "more than %d OpenPGP packets", maxSignaturePackets)
+		}
+		var sigErr error
+		switch p := p.(type) {
+		case *packet.Signature:
+			var signer Signer
+			signer, sigErr = k.checkOpenPGPSignature(message, p)
+			if sigErr == nil {
+				return signer, nil
+			}
+		case *packet.UnsupportedPacket:
+			sigErr = refuse(ErrWeakAlgorithm, "OpenPGP packet with an unsupported algorithm or version (%s)", libErr(p.Error))
+		default:
+			return Signer{}, refuse(ErrMalformed, "OpenPGP data holds a packet that is not a signature")
+		}
+		if best == nil || rank(sigErr) > rank(best) {
+			best = sigErr
+		}
+	}
+	if best == nil {
+		return Signer{}, refuse(ErrMalformed, "OpenPGP data holds no signature")
+	}
+	return Signer{}, best
+}
+
+// rank orders refusals from several signature packets: a problem with a
+// pinned key's signature says more than "someone else signed this too".
+func rank(err error) int {
+	switch {
+	case errors.Is(err, ErrUnknownKey):
+		return 0
+	case errors.Is(err, ErrMalformed):
+		return 1
+	default:
+		return 2
+	}
+}
+
+// checkOpenPGPSignature verifies one signature packet against the pinned
+// keys and applies the policy explicitly, in this order: document signature,
+// known issuer, strong hash, strong key allowed to sign, valid crypto, then
+// revocation, dates and expiry as of now.
+func (k *Keys) checkOpenPGPSignature(message []byte, sig *packet.Signature) (Signer, error) {
+	if sig.SigType != packet.SigTypeBinary && sig.SigType != packet.SigTypeText {
+		return Signer{}, refuse(ErrMalformed, "OpenPGP signature of type 0x%02x is not a signature over a file", uint8(sig.SigType))
+	}
+	pk, key, err := k.findOpenPGPKey(sig)
+	if err != nil {
+		return Signer{}, err
+	}
+	if weakHash(sig.Hash) {
+		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature by %s uses %s", pk.signer.Fingerprint, hashName(sig.Hash))
+	}
+	if err := checkKeyStrength(key.PublicKey); err != nil {
+		return Signer{}, refuse(ErrWeakAlgorithm, "key %s: %v", pk.signer.Fingerprint, err)
+	}
+	if key.SelfSignature == nil || !key.SelfSignature.FlagsValid || !key.SelfSignature.FlagSign || !key.PublicKey.PubKeyAlgo.CanSign() {
+		return Signer{}, refuse(ErrBadSignature, "key %X of %s is not allowed to sign data", key.PublicKey.KeyId, pk.signer.Fingerprint)
+	}
+
+	h, err := sig.PrepareVerify()
+	if err != nil {
+		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature hash not available (%s)", libErr(err))
+	}
+	hashed := h
+	if sig.SigType == packet.SigTypeText {
+		hashed = openpgp.NewCanonicalTextHash(h)
+	}
+	hashed.Write(message)
+	if err := key.PublicKey.VerifySignature(h, sig); err != nil {
+		return Signer{}, refuse(ErrBadSignature, "OpenPGP signature by %s does not match the content", pk.signer.Fingerprint)
+	}
+
+	if err := k.checkOpenPGPValidity(pk, key, sig); err != nil {
+		return Signer{}, err
+	}
+	return pk.signer, nil
+}
+
+// checkOpenPGPValidity checks what makes a cryptographically good signature
+// unacceptable: revocation (any, whatever its date or reason), expiry of the
+// key or of its binding signatures as of now, weak binding hashes, critical
+// notations we do not understand, and impossible dates.
+func (k *Keys) checkOpenPGPValidity(pk *pgpKey, key openpgp.Key, sig *packet.Signature) error {
+	e := pk.entity
+	now := k.now()
+	fp := pk.signer.Fingerprint
+	bySubkey := key.PublicKey != e.PrimaryKey
+
+	if len(e.Revocations) > 0 {
+		return refuse(ErrKeyRevoked, "key %s is revoked", fp)
+	}
+	if bySubkey && len(key.Revocations) > 0 {
+		return refuse(ErrKeyRevoked, "signing subkey %X of %s is revoked", key.PublicKey.KeyId, fp)
+	}
+	selfSig, identity := e.PrimarySelfSignature()
+	if selfSig == nil {
+		return refuse(ErrBadSignature, "key %s has no valid self-signature", fp)
+	}
+	if identity != nil && len(identity.Revocations) > 0 {
+		return refuse(ErrKeyRevoked, "the primary user ID of %s is revoked", fp)
+	}
+	bindings := []*packet.Signature{sig, selfSig}
+	if bySubkey {
+		bindings = append(bindings, key.SelfSignature)
+		if key.SelfSignature.EmbeddedSignature != nil {
+			bindings = append(bindings, key.SelfSignature.EmbeddedSignature)
+		}
+	}
+	for _, b := range bindings {
+		if weakHash(b.Hash) {
+			return refuse(ErrWeakAlgorithm, "a binding signature of %s uses %s", fp, hashName(b.Hash))
+		}
+		for _, n := range b.Notations {
+			if n.IsCritical {
+				return refuse(ErrMalformed, "critical notation %s is not understood", quote(n.Name, 40))
+			}
+		}
+	}
+
+	if sig.CreationTime.After(now.Add(maxClockSkew)) {
+		return refuse(ErrBadSignature, "signature by %s is dated %s, in the future", fp, sig.CreationTime.UTC().Format(time.RFC3339))
+	}
+	if sig.CreationTime.Before(key.PublicKey.CreationTime) {
+		return refuse(ErrBadSignature, "signature by %s predates its key", fp)
+	}
+	if e.PrimaryKey.KeyExpired(selfSig, now) {
+		return refuse(ErrKeyExpired, "key %s expired%s", fp, expiryText(e.PrimaryKey, selfSig))
+	}
+	if bySubkey && key.PublicKey.KeyExpired(key.SelfSignature, now) {
+		return refuse(ErrKeyExpired, "signing subkey %X of %s expired%s", key.PublicKey.KeyId, fp, expiryText(key.PublicKey, key.SelfSignature))
+	}
+	for _, b := range bindings[1:] {
+		if b.SigExpired(now) {
+			return refuse(ErrKeyExpired, "a self-signature of %s expired", fp)
+		}
+	}
+	if sig.SigExpired(now) {
+		return refuse(ErrSignatureExpired, "signature by %s expired", fp)
+	}
+	return nil
+}
+
+func expiryText(pk *packet.PublicKey, sig *packet.Signature) string {
+	if sig.KeyLifetimeSecs == nil || *sig.KeyLifetimeSecs == 0 {
+		return ""
+	}
+	at := pk.CreationTime.Add(time.Duration(*sig.KeyLifetimeSecs) * time.Second)
+	return " on " + at.UTC().Format(time.RFC3339)
+}
+
+// findOpenPGPKey finds the pinned (sub)key that issued sig, by issuer
+// fingerprint when the signature carries one, else by key ID. A key carried
+// in the signature itself is never used.
+func (k *Keys) findOpenPGPKey(sig *packet.Signature) (*pgpKey, openpgp.Key, error) {
+	if sig.IssuerFingerprint == nil && sig.IssuerKeyId == nil {
+		return nil, openpgp.Key{}, refuse(ErrMalformed, "OpenPGP signature names no issuer")
+	}
+	match := func(pub *packet.PublicKey) bool {
+		if sig.IssuerFingerprint != nil {
+			if !bytes.Equal(sig.IssuerFingerprint, pub.Fingerprint) {
+				return false
+			}
+			return sig.IssuerKeyId == nil || *sig.IssuerKeyId == pub.KeyId
+		}
+		return *sig.IssuerKeyId == pub.KeyId
+	}
+	for _, pk := range k.pgp {
+		e := pk.entity
+		if match(e.PrimaryKey) {
+			selfSig, _ := e.PrimarySelfSignature()
+			return pk, openpgp.Key{Entity: e, PublicKey: e.PrimaryKey, SelfSignature: selfSig, Revocations: e.Revocations}, nil
+		}
+		for _, sk := range e.Subkeys {
+			if match(sk.PublicKey) {
+				return pk, openpgp.Key{Entity: e, PublicKey: sk.PublicKey, SelfSignature: sk.Sig, Revocations: sk.Revocations}, nil
+			}
+		}
+	}
+	issuer := "unknown"
+	switch {
+	case sig.IssuerFingerprint != nil:
+		issuer = strings.ToUpper(hex.EncodeToString(sig.IssuerFingerprint))
+		if len(issuer) > 64 {
+			issuer = issuer[:64] + "…"
+		}
+	case sig.IssuerKeyId != nil:
+		issuer = fmt.Sprintf("key ID %016X", *sig.IssuerKeyId)
+	}
+	return nil, openpgp.Key{}, refuse(ErrUnknownKey, "OpenPGP signature by %s", issuer)
+}
