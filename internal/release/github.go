@@ -1,0 +1,411 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tamperguard/tamperguard/internal/checksum"
+	"github.com/tamperguard/tamperguard/internal/signing"
+)
+
+// DefaultGitHubAPI is the API of github.com.
+const DefaultGitHubAPI = "https://api.github.com"
+
+const (
+	githubJSON     = "application/vnd.github+json"
+	acceptOctets   = "application/octet-stream"
+	githubPageSize = 100
+	githubMaxPages = 3
+)
+
+// GitHubOptions configures releases read from GitHub release assets.
+type GitHubOptions struct {
+	// Repo is "owner/name".
+	Repo string
+	// API is the API's base URL; "" means https://api.github.com. For GitHub Enterprise
+	// Server it is "https://HOST/api/v3".
+	API string
+	// Checksums is the asset name of the checksum file, e.g. "SHA256SUMS".
+	Checksums string
+	// Signature is the asset name of its detached signature; "" means Checksums+".asc",
+	// else Checksums+".sig".
+	Signature string
+	// Token is optional, sent as "Authorization: Bearer" to the API host only (never to the
+	// storage host a download redirects to); it never appears in errors.
+	Token string
+	// Keys are the pinned keys one of which must have signed the checksum file.
+	Keys *signing.Keys
+	// Client is used for all requests; nil means a client with sane timeouts. Its redirect
+	// policy and cookie jar are replaced, as for URLOptions.Client.
+	Client *http.Client
+}
+
+// GitHubSource reads releases from the GitHub releases API.
+type GitHubSource struct {
+	repo, owner, name string
+	api               *url.URL // no trailing slash
+	apiDefault        bool
+	checksums         string
+	signatures        []string // asset names to try, in order
+	keys              *signing.Keys
+	get               *getter
+}
+
+var _ Source = (*GitHubSource)(nil)
+
+var (
+	githubOwner = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,38})$`)
+	githubName  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+)
+
+// NewGitHub checks opts and returns the source.
+func NewGitHub(opts GitHubOptions) (*GitHubSource, error) {
+	owner, name, ok := strings.Cut(opts.Repo, "/")
+	if !ok || !githubOwner.MatchString(owner) || !githubName.MatchString(name) || name == "." || name == ".." {
+		return nil, fmt.Errorf("github repo %q: want owner/name", clip(opts.Repo))
+	}
+	if opts.Keys == nil {
+		return nil, fmt.Errorf("github %s: no pinned keys", opts.Repo)
+	}
+	if err := checkAssetName(opts.Checksums); err != nil {
+		return nil, fmt.Errorf("github %s: checksums asset: %w", opts.Repo, err)
+	}
+	s := &GitHubSource{
+		repo:      opts.Repo,
+		owner:     owner,
+		name:      name,
+		checksums: opts.Checksums,
+		keys:      opts.Keys,
+	}
+	if opts.Signature != "" {
+		if err := checkAssetName(opts.Signature); err != nil {
+			return nil, fmt.Errorf("github %s: signature asset: %w", opts.Repo, err)
+		}
+		s.signatures = []string{opts.Signature}
+	} else {
+		s.signatures = []string{opts.Checksums + ".asc", opts.Checksums + ".sig"}
+	}
+	api := opts.API
+	if api == "" {
+		api = DefaultGitHubAPI
+	}
+	api = strings.TrimRight(api, "/")
+	u, err := url.Parse(api)
+	if err == nil {
+		err = checkBase(u)
+	}
+	if err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || hasControl(api)) {
+		err = errors.New("must not have a query or fragment")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("github api %s: %v", showRaw(api), err)
+	}
+	s.api = u
+	s.apiDefault = api == DefaultGitHubAPI
+	if strings.ContainsAny(opts.Token, "\r\n") {
+		return nil, fmt.Errorf("github %s: the token contains a line break", opts.Repo)
+	}
+	s.get = newGetter(opts.Client, u, opts.Token)
+	return s, nil
+}
+
+func checkAssetName(n string) error {
+	if n == "" || len(n) > 255 || strings.ContainsAny(n, "/\\") || hasControl(n) || !utf8.ValidString(n) {
+		return fmt.Errorf("%q is not a valid asset name", clip(n))
+	}
+	return nil
+}
+
+// Key identifies the source: "github owner/name", plus the API URL when it is not github.com's.
+func (s *GitHubSource) Key() string {
+	if s.apiDefault {
+		return "github " + s.repo
+	}
+	return "github " + s.repo + " " + s.api.String()
+}
+
+func (s *GitHubSource) endpoint(rest string) (*url.URL, error) {
+	return parseChecked(s.api.String() + "/repos/" + s.owner + "/" + s.name + rest)
+}
+
+// githubRelease is the part of GitHub's release object that is used.
+type githubRelease struct {
+	TagName     string        `json:"tag_name"`
+	Draft       bool          `json:"draft"`
+	Prerelease  bool          `json:"prerelease"`
+	PublishedAt *time.Time    `json:"published_at"`
+	Assets      []githubAsset `json:"assets"`
+}
+
+type githubAsset struct {
+	ID    int64  `json:"id"`
+	Name  string `json:"name"`
+	Size  int64  `json:"size"`
+	State string `json:"state"`
+}
+
+// Candidates lists the published releases (no drafts, no pre-releases), as GitHub orders
+// them, reading at most 3 pages of 100.
+func (s *GitHubSource) Candidates(ctx context.Context) ([]Candidate, error) {
+	cs, err := s.candidates(ctx)
+	return cs, s.get.redact(err)
+}
+
+func (s *GitHubSource) candidates(ctx context.Context) ([]Candidate, error) {
+	u, err := s.endpoint("/releases?per_page=" + strconv.Itoa(githubPageSize))
+	if err != nil {
+		return nil, err
+	}
+	var out []Candidate
+	for page := 1; u != nil && page <= githubMaxPages; page++ {
+		var rels []githubRelease
+		next, err := s.getJSON(ctx, u, "release list", &rels)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rels {
+			if r.Draft || r.Prerelease || checkTag(r.TagName) != nil {
+				continue
+			}
+			c := Candidate{Tag: r.TagName}
+			if r.PublishedAt != nil {
+				c.Time = *r.PublishedAt
+			}
+			out = append(out, c)
+		}
+		u = next
+	}
+	return out, nil
+}
+
+// getJSON GETs an API document into v and returns the next page's URL from the Link header
+// (nil when there is none). The next URL must be on the API's own origin: the token goes there.
+func (s *GitHubSource) getJSON(ctx context.Context, u *url.URL, what string, v any) (*url.URL, error) {
+	ctx, cancel := context.WithTimeout(ctx, docTimeout)
+	defer cancel()
+	resp, err := s.get.request(ctx, u, what, ErrNotFound, githubJSON)
+	if err != nil {
+		return nil, err
+	}
+	defer discard(resp)
+	if resp.ContentLength > maxJSONBytes {
+		return nil, fmt.Errorf("%w: %s %s: %d bytes, more than the limit of %d", ErrInvalid, what, show(u), resp.ContentLength, maxJSONBytes)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBytes+1))
+	if err != nil {
+		return nil, s.get.transportError(ctx, what, u, err)
+	}
+	if len(data) > maxJSONBytes {
+		return nil, fmt.Errorf("%w: %s %s: more than the limit of %d bytes", ErrInvalid, what, show(u), maxJSONBytes)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalid, what, show(u), jsonError(err))
+	}
+	link := nextLink(resp.Header.Values("Link"))
+	if link == "" {
+		return nil, nil
+	}
+	next, err := u.Parse(link)
+	if err != nil || !sameOrigin(next, s.api) {
+		return nil, fmt.Errorf("%w: %s %s: next page link %q is not on %s", ErrInvalid, what, show(u), clip(link), s.api.Host)
+	}
+	next.Fragment, next.RawFragment = "", ""
+	return next, nil
+}
+
+// jsonError describes a decoding error without repeating the document.
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("not JSON (at byte %d)", syn.Offset)
+	case errors.As(err, &typ) && typ.Field == "":
+		return fmt.Errorf("the document is a JSON %s, want %s", typ.Value, typ.Type)
+	case errors.As(err, &typ):
+		return fmt.Errorf("field %q is a JSON %s, want %s", clip(typ.Field), typ.Value, typ.Type)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("truncated JSON")
+	}
+	return errors.New("malformed JSON")
+}
+
+// nextLink finds the rel="next" target in RFC 8288 Link header values.
+func nextLink(values []string) string {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.HasPrefix(part, "<") {
+				continue
+			}
+			end := strings.IndexByte(part, '>')
+			if end < 0 {
+				continue
+			}
+			target := part[1:end]
+			for _, param := range strings.Split(part[end+1:], ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(param), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+					continue
+				}
+				for _, rel := range strings.Fields(strings.Trim(strings.TrimSpace(val), `"`)) {
+					if strings.EqualFold(rel, "next") {
+						return target
+					}
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Fetch reads the release at tag, downloads its checksum file and signature assets, verifies
+// the signature against the pinned keys and only then parses the checksum file.
+func (s *GitHubSource) Fetch(ctx context.Context, tag string) (*Release, error) {
+	rel, err := s.fetch(ctx, tag)
+	return rel, s.get.redact(err)
+}
+
+func (s *GitHubSource) fetch(ctx context.Context, tag string) (*Release, error) {
+	if err := checkTag(tag); err != nil {
+		return nil, fmt.Errorf("github %s: %w", s.repo, err)
+	}
+	u, err := s.endpoint("/releases/tags/" + url.PathEscape(tag))
+	if err != nil {
+		return nil, err
+	}
+	var rel githubRelease
+	if _, err := s.getJSON(ctx, u, "release "+clip(tag)+" of github "+s.repo+" at", &rel); err != nil {
+		return nil, err
+	}
+	if rel.TagName != tag {
+		return nil, fmt.Errorf("%w: github %s: asked for release %q, got %q", ErrInvalid, s.repo, clip(tag), clip(rel.TagName))
+	}
+	if rel.Draft {
+		return nil, fmt.Errorf("%w: github %s: release %s is a draft", ErrInvalid, s.repo, clip(tag))
+	}
+	assets, err := indexAssets(rel.Assets)
+	if err != nil {
+		return nil, fmt.Errorf("%w: github %s release %s: %w", ErrInvalid, s.repo, clip(tag), err)
+	}
+	where := "github " + s.repo + " release " + clip(tag)
+
+	sumAsset, ok := assets[s.checksums]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no asset %s", ErrNotFound, where, s.checksums)
+	}
+	sums, err := s.download(ctx, sumAsset, "checksum file "+s.checksums+" of "+where, maxChecksumBytes)
+	if err != nil {
+		return nil, err
+	}
+	var sig []byte
+	var sigName string
+	for _, n := range s.signatures {
+		a, ok := assets[n]
+		if !ok {
+			continue
+		}
+		if sig, err = s.download(ctx, a, "signature "+n+" of "+where, maxSignatureBytes); err != nil {
+			return nil, err
+		}
+		sigName = n
+		break
+	}
+	if sigName == "" {
+		return nil, fmt.Errorf("%w: %s has no signature asset (%s)", ErrUnsigned, where, strings.Join(s.signatures, " or "))
+	}
+	signer, err := s.keys.VerifyDetached(sums, sig)
+	if err != nil {
+		return nil, fmt.Errorf("%s: checksum file %s with signature %s: %w", where, s.checksums, sigName, err)
+	}
+	file, err := checksum.Parse(sums)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: checksum file %s: %w", ErrInvalid, where, s.checksums, err)
+	}
+	r := &Release{
+		Source:        "github " + s.repo,
+		Tag:           rel.TagName,
+		Signer:        signer,
+		Checksums:     file,
+		ChecksumsName: s.checksums,
+		files:         &githubFiles{src: s, where: where, assets: assets},
+	}
+	if rel.PublishedAt != nil {
+		r.Time = *rel.PublishedAt
+	}
+	return r, nil
+}
+
+// indexAssets maps the uploaded assets by name. Two assets of one name are refused: which
+// one was meant could not be told.
+func indexAssets(list []githubAsset) (map[string]githubAsset, error) {
+	m := make(map[string]githubAsset, len(list))
+	for _, a := range list {
+		if a.State != "" && a.State != "uploaded" {
+			continue // an upload that did not complete
+		}
+		if _, dup := m[a.Name]; dup {
+			return nil, fmt.Errorf("two assets named %q", clip(a.Name))
+		}
+		if a.ID <= 0 {
+			return nil, fmt.Errorf("asset %q has no id", clip(a.Name))
+		}
+		m[a.Name] = a
+	}
+	return m, nil
+}
+
+// assetURL is the API URL of an asset, built from its id: the download goes to the API
+// host, whatever URLs the release JSON names.
+func (s *GitHubSource) assetURL(a githubAsset) (*url.URL, error) {
+	return s.endpoint("/releases/assets/" + strconv.FormatInt(a.ID, 10))
+}
+
+func (s *GitHubSource) download(ctx context.Context, a githubAsset, what string, limit int64) ([]byte, error) {
+	if a.Size > limit {
+		return nil, fmt.Errorf("%w: %s: %d bytes, more than the limit of %d", ErrInvalid, what, a.Size, limit)
+	}
+	u, err := s.assetURL(a)
+	if err != nil {
+		return nil, err
+	}
+	return s.get.document(ctx, u, what, limit, acceptOctets)
+}
+
+// githubFiles opens the assets of one release.
+type githubFiles struct {
+	src    *GitHubSource
+	where  string
+	assets map[string]githubAsset
+}
+
+func (f *githubFiles) open(ctx context.Context, name string) (io.ReadCloser, error) {
+	r, err := f.openAsset(ctx, name)
+	return r, f.src.get.redact(err)
+}
+
+func (f *githubFiles) openAsset(ctx context.Context, name string) (io.ReadCloser, error) {
+	a, ok := f.assets[name]
+	if !ok {
+		// "./x" (as `sha256sum ./*` writes it) is the asset x.
+		a, ok = f.assets[strings.TrimPrefix(name, "./")]
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no asset %q", ErrFileMissing, f.where, clip(name))
+	}
+	u, err := f.src.assetURL(a)
+	if err != nil {
+		return nil, err
+	}
+	return f.src.get.stream(ctx, u, "asset "+clip(name)+" of "+f.where, ErrFileMissing, acceptOctets)
+}
