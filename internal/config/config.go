@@ -1,0 +1,563 @@
+// Package config reads tamperguard's YAML configuration: which objects to watch, which
+// signed release vouches for them, and which keys may sign it. It is read at the edges
+// (the CLI, the Cloud Function); everything past it gets plain, validated values.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tamperguard/tamperguard/internal/release"
+	"github.com/tamperguard/tamperguard/internal/signing"
+)
+
+// Environment variables that carry the configuration.
+const (
+	EnvConfig     = "TAMPERGUARD_CONFIG"      // the YAML itself (how the Cloud Function gets it)
+	EnvConfigFile = "TAMPERGUARD_CONFIG_FILE" // a path to it
+	DefaultFile   = "tamperguard.yaml"
+)
+
+// Actions on a mismatch.
+const (
+	OnMismatchRestore    = "restore"
+	OnMismatchQuarantine = "quarantine"
+	OnMismatchAlert      = "alert"
+)
+
+// maxConfigSize bounds the configuration read (it holds keys, not data).
+const maxConfigSize = 1 << 20
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Rules []*Rule `yaml:"rules"`
+	// ReleaseTTL is how long a resolved "latest" release is cached (default 60s).
+	ReleaseTTL Duration `yaml:"release_ttl"`
+	// State is where incidents, evidence and rollback marks are kept (optional).
+	State State `yaml:"state"`
+
+	// Origin names where the configuration came from, for messages.
+	Origin string `yaml:"-"`
+}
+
+// Rule says which objects of a bucket are vouched for by which signed release.
+type Rule struct {
+	Bucket     string      `yaml:"bucket"`
+	Objects    []string    `yaml:"objects"`
+	Release    ReleaseSpec `yaml:"release"`
+	Keys       KeySpec     `yaml:"keys"`
+	OnMismatch string      `yaml:"on_mismatch"`
+	// Fallback is what happens when a tampered object has no good source to restore from:
+	// quarantine (delete it) or alert (leave it). Default quarantine: serving no script is
+	// better than serving an attacker's.
+	Fallback string `yaml:"fallback"`
+	// CacheControl is set on restored objects (default "no-cache") so edge caches drop the
+	// bad bytes quickly.
+	CacheControl string `yaml:"cache_control"`
+	// Metadata is the protected metadata the objects must carry; fields left empty are
+	// taken from the last good generation.
+	Metadata MetadataSpec `yaml:"metadata"`
+
+	// Line is the rule's line in the configuration, for messages.
+	Line int `yaml:"-"`
+
+	patterns []pattern
+	keys     *signing.Keys
+	source   release.Source
+}
+
+// ReleaseSpec says where the signed release is. Exactly one of Git, URL and GitHub is set.
+type ReleaseSpec struct {
+	Git       string `yaml:"git"`        // repository with signed annotated tags
+	URL       string `yaml:"url"`        // checksum file URL template ("{tag}")
+	Signature string `yaml:"signature"`  // detached signature URL template / asset name
+	Files     string `yaml:"files"`      // URL template of released copies ("{tag}", "{name}")
+	GitHub    string `yaml:"github"`     // owner/name, release assets
+	GitHubAPI string `yaml:"github_api"` // API base for GitHub Enterprise or tests
+	Tag       string `yaml:"tag"`        // "latest" | exact tag | "{tag}"
+	Checksums string `yaml:"checksums"`  // checksum file in the tree / asset name
+	Entry     string `yaml:"entry"`      // name in the checksum file; default the object's base name
+}
+
+// State names the bucket where tamperguard keeps its own records.
+type State struct {
+	Bucket string `yaml:"bucket"`
+}
+
+// MetadataSpec is the protected metadata of the rule's objects.
+type MetadataSpec struct {
+	ContentType        string `yaml:"content_type"`
+	ContentEncoding    string `yaml:"content_encoding"`
+	CacheControl       string `yaml:"cache_control"`
+	ContentDisposition string `yaml:"content_disposition"`
+}
+
+// KeySpec lists the pinned public keys: file paths (relative to the configuration file) or
+// the keys themselves.
+type KeySpec struct {
+	OpenPGP []string `yaml:"openpgp"`
+	SSH     []string `yaml:"ssh"`
+	Cosign  []string `yaml:"cosign"`
+}
+
+// Duration is a time.Duration written as "60s", "5m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration like \"60s\" or \"5m\"", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Source is where the configuration text comes from.
+type Source struct {
+	Name string // file path, or the environment variable's name
+	Data []byte
+	Dir  string // relative key paths resolve here
+}
+
+// Locate finds the configuration: an explicit --config file wins, then TAMPERGUARD_CONFIG
+// (YAML text), then TAMPERGUARD_CONFIG_FILE, then tamperguard.yaml in the working directory.
+// flagFile is "" when --config was not given.
+func Locate(flagFile string, getenv func(string) string) (Source, error) {
+	inline, file := getenv(EnvConfig), getenv(EnvConfigFile)
+	switch {
+	case flagFile != "":
+		return readSource(flagFile)
+	case inline != "" && file != "":
+		return Source{}, fmt.Errorf("both %s and %s are set: set one", EnvConfig, EnvConfigFile)
+	case inline != "":
+		if len(inline) > maxConfigSize {
+			return Source{}, fmt.Errorf("%s is %d bytes (limit %d)", EnvConfig, len(inline), maxConfigSize)
+		}
+		wd, err := os.Getwd()
+		if err != nil {
+			return Source{}, err
+		}
+		return Source{Name: "$" + EnvConfig, Data: []byte(inline), Dir: wd}, nil
+	case file != "":
+		return readSource(file)
+	default:
+		src, err := readSource(DefaultFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return Source{}, fmt.Errorf("no configuration: %s not found; pass --config FILE or set %s or %s", DefaultFile, EnvConfig, EnvConfigFile)
+		}
+		return src, err
+	}
+}
+
+func readSource(name string) (Source, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return Source{}, fmt.Errorf("reading configuration: %w", err)
+	}
+	defer f.Close()
+	data, err := readLimited(f, maxConfigSize)
+	if err != nil {
+		return Source{}, fmt.Errorf("reading configuration %s: %w", name, err)
+	}
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return Source{}, err
+	}
+	return Source{Name: name, Data: data, Dir: filepath.Dir(abs)}, nil
+}
+
+// Load locates and parses the configuration.
+func Load(flagFile string, getenv func(string) string) (*Config, error) {
+	src, err := Locate(flagFile, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(src)
+}
+
+// Parse decodes and validates a configuration, loading every key it names. Every error
+// names the source, the line and the field.
+func Parse(src Source) (*Config, error) {
+	cfg, err := parse(src)
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", src.Name, err)
+	}
+	return cfg, nil
+}
+
+func parse(src Source) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src.Data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, fmt.Errorf("line %d: more than one YAML document", extra.Line)
+	}
+	if err := checkFields(&root, reflect.TypeOf(Config{}), ""); err != nil {
+		return nil, err
+	}
+	cfg := &Config{Origin: src.Name}
+	if err := root.Decode(cfg); err != nil {
+		return nil, err
+	}
+	if len(cfg.Rules) == 0 {
+		return nil, fmt.Errorf("no rules: the configuration must list at least one rule under \"rules:\"")
+	}
+	if b := cfg.State.Bucket; b != "" && !bucketName.MatchString(b) {
+		return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name", lineOf(&root, "state", "bucket"), b)
+	}
+	for i, r := range cfg.Rules {
+		if r == nil {
+			return nil, fmt.Errorf("line %d: rules[%d] is empty", lineOf(&root, "rules", i), i)
+		}
+		r.Line = lineOf(&root, "rules", i)
+		if err := r.validate(&root, i, src.Dir); err != nil {
+			return nil, err
+		}
+		if r.Bucket == cfg.State.Bucket {
+			return nil, fmt.Errorf("line %d: rules[%d].bucket: %q is also the state bucket; keep tamperguard's records apart from what it watches", lineOf(&root, "rules", i, "bucket"), i, r.Bucket)
+		}
+	}
+	return cfg, nil
+}
+
+// lineOf returns the line of the node at path, or of its nearest existing parent.
+func lineOf(root *yaml.Node, path ...any) int {
+	for n := len(path); n >= 0; n-- {
+		if node := nodeAt(root, path[:n]...); node != nil {
+			return node.Line
+		}
+	}
+	return 0
+}
+
+// bucketName follows Cloud Storage's naming rules closely enough to catch typos and URLs.
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
+
+func (r *Rule) validate(root *yaml.Node, i int, dir string) error {
+	at := func(path ...any) string {
+		full := append([]any{"rules", i}, path...)
+		return fmt.Sprintf("line %d: rules[%d]", lineOf(root, full...), i)
+	}
+	if r.Bucket == "" {
+		return fmt.Errorf("%s: bucket is required", at())
+	}
+	if !bucketName.MatchString(r.Bucket) {
+		return fmt.Errorf("%s.bucket: %q is not a Cloud Storage bucket name (give the name only, no gs://)", at("bucket"), r.Bucket)
+	}
+	if len(r.Objects) == 0 {
+		return fmt.Errorf("%s: objects is required (exact names or globs)", at())
+	}
+	anyTag := false
+	for j, o := range r.Objects {
+		p, err := compilePattern(o)
+		if err != nil {
+			return fmt.Errorf("%s.objects[%d]: %w", at("objects", j), j, err)
+		}
+		anyTag = anyTag || p.hasTag
+		r.patterns = append(r.patterns, p)
+	}
+
+	rs := &r.Release
+	if rs.Tag == "" {
+		rs.Tag = release.Latest
+	}
+	if anyTag && rs.Tag != tagPlaceholder {
+		return fmt.Errorf("%s.release.tag: objects use %s, so tag must be %q", at("release", "tag"), tagPlaceholder, tagPlaceholder)
+	}
+	if rs.Tag == tagPlaceholder {
+		for j, p := range r.patterns {
+			if !p.hasTag {
+				return fmt.Errorf("%s.objects[%d]: tag is %q, so every object pattern must contain %s", at("objects", j), j, tagPlaceholder, tagPlaceholder)
+			}
+		}
+	}
+	if strings.Contains(rs.Entry, "/") || (rs.Entry != "" && strings.Count(rs.Entry, tagPlaceholder) > 1) {
+		return fmt.Errorf("%s.release.entry: %q must be a file name as listed in the checksum file", at("release", "entry"), rs.Entry)
+	}
+
+	switch r.Fallback {
+	case "":
+		r.Fallback = OnMismatchQuarantine
+	case OnMismatchQuarantine, OnMismatchAlert:
+	default:
+		return fmt.Errorf("%s.fallback: %q is not one of quarantine, alert", at("fallback"), r.Fallback)
+	}
+	if r.CacheControl == "" {
+		r.CacheControl = "no-cache"
+	}
+	switch r.OnMismatch {
+	case "":
+		r.OnMismatch = OnMismatchRestore
+	case OnMismatchRestore, OnMismatchQuarantine, OnMismatchAlert:
+	default:
+		return fmt.Errorf("%s.on_mismatch: %q is not one of restore, quarantine, alert", at("on_mismatch"), r.OnMismatch)
+	}
+
+	keys, err := r.loadKeys(root, i, dir)
+	if err != nil {
+		return err
+	}
+	r.keys = keys
+
+	src, err := r.buildSource(keys, dir)
+	if err != nil {
+		return fmt.Errorf("%s.release: %w", at("release"), err)
+	}
+	r.source = src
+	return nil
+}
+
+func (r *Rule) buildSource(keys *signing.Keys, dir string) (release.Source, error) {
+	rs := &r.Release
+	set := 0
+	for _, s := range []string{rs.Git, rs.URL, rs.GitHub} {
+		if s != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return nil, errors.New("give exactly one of git, url, github")
+	}
+	switch {
+	case rs.Git != "":
+		if rs.Checksums == "" {
+			rs.Checksums = "SHA256SUMS"
+		}
+		if rs.Signature != "" || rs.Files != "" || rs.GitHubAPI != "" {
+			return nil, errors.New("signature, files and github_api do not apply to a git source (the tag itself is signed)")
+		}
+		repo := rs.Git
+		// A local repository path is relative to the configuration, like key paths.
+		// (go-git would resolve it against the working directory.)
+		if ep, err := transport.NewEndpoint(repo); err == nil && ep.Protocol == "file" &&
+			!strings.HasPrefix(repo, "file://") && !filepath.IsAbs(repo) {
+			repo = filepath.Join(dir, repo)
+		}
+		return release.NewGit(repo, rs.Checksums, keys)
+	case rs.URL != "":
+		if rs.Checksums != "" || rs.GitHubAPI != "" {
+			return nil, errors.New("checksums and github_api do not apply to a url source (the url names the checksum file)")
+		}
+		if rs.Tag == release.Latest && strings.Contains(rs.URL, tagPlaceholder) {
+			return nil, fmt.Errorf("tag: latest cannot list the releases behind url %q: give an exact tag, use {tag} in the object names, or a git/github source", rs.URL)
+		}
+		return release.NewURL(release.URLOptions{URL: rs.URL, Signature: rs.Signature, Files: rs.Files, Keys: keys})
+	default:
+		if rs.Checksums == "" {
+			rs.Checksums = "SHA256SUMS"
+		}
+		if rs.Files != "" {
+			return nil, errors.New("files does not apply to a github source (release assets are used)")
+		}
+		return release.NewGitHub(release.GitHubOptions{Repo: rs.GitHub, API: rs.GitHubAPI, Checksums: rs.Checksums, Signature: rs.Signature, Keys: keys})
+	}
+}
+
+// loadKeys reads every pinned key. A key is given inline or as a path relative to the
+// configuration file.
+func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, error) {
+	if len(r.Keys.OpenPGP)+len(r.Keys.SSH)+len(r.Keys.Cosign) == 0 {
+		return nil, fmt.Errorf("line %d: rules[%d].keys: no keys: a rule needs at least one pinned openpgp, ssh or cosign public key", lineOf(root, "rules", i, "keys"), i)
+	}
+	type origin struct {
+		field string
+		index int
+	}
+	load := func(field string, items []string, inline func(string) bool, splitLines bool) ([][]byte, []origin, error) {
+		var out [][]byte
+		var origins []origin
+		for j, item := range items {
+			where := fmt.Sprintf("line %d: rules[%d].keys.%s[%d]", lineOf(root, "rules", i, "keys", field, j), i, field, j)
+			if strings.TrimSpace(item) == "" {
+				return nil, nil, fmt.Errorf("%s: empty key", where)
+			}
+			var data []byte
+			if inline(item) {
+				data = []byte(item)
+			} else {
+				p := item
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(dir, p)
+				}
+				f, err := os.Open(p)
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: cannot read key file: %w", where, err)
+				}
+				data, err = readLimited(f, 256<<10)
+				f.Close()
+				if err != nil {
+					return nil, nil, fmt.Errorf("%s: key file %s: %w", where, p, err)
+				}
+			}
+			if !splitLines {
+				out = append(out, data)
+				origins = append(origins, origin{field, j})
+				continue
+			}
+			n := 0
+			for _, line := range strings.Split(string(data), "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				out = append(out, []byte(line))
+				origins = append(origins, origin{field, j})
+				n++
+			}
+			if n == 0 {
+				return nil, nil, fmt.Errorf("%s: no ssh public key in it", where)
+			}
+		}
+		return out, origins, nil
+	}
+	pgp, pgpOrigins, err := load("openpgp", r.Keys.OpenPGP, func(s string) bool { return strings.Contains(s, "-----BEGIN PGP") }, false)
+	if err != nil {
+		return nil, err
+	}
+	ssh, sshOrigins, err := load("ssh", r.Keys.SSH, looksLikeSSHKey, true)
+	if err != nil {
+		return nil, err
+	}
+	cos, cosOrigins, err := load("cosign", r.Keys.Cosign, func(s string) bool { return strings.Contains(s, "-----BEGIN") }, false)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := signing.NewKeys(pgp, ssh, cos, signing.Options{})
+	if err != nil {
+		var ke *signing.KeyError
+		if errors.As(err, &ke) {
+			var o origin
+			switch ke.Scheme {
+			case "openpgp":
+				o = pgpOrigins[ke.Index]
+			case "ssh":
+				o = sshOrigins[ke.Index]
+			case "cosign":
+				o = cosOrigins[ke.Index]
+			}
+			return nil, fmt.Errorf("line %d: rules[%d].keys.%s[%d]: %w", lineOf(root, "rules", i, "keys", o.field, o.index), i, o.field, o.index, ke.Err)
+		}
+		return nil, fmt.Errorf("line %d: rules[%d].keys: %w", lineOf(root, "rules", i, "keys"), i, err)
+	}
+	return keys, nil
+}
+
+func looksLikeSSHKey(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, p := range []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-", "rsa-sha2-"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Match is a rule that applies to an object, with the tag the object's name selects.
+type Match struct {
+	Rule *Rule
+	Tag  string // the release tag to resolve: "latest", an exact tag, or the one in the name
+}
+
+// Match returns the first rule that covers bucket/object. Rules are tried in order; it
+// does no I/O and does not allocate, so ignoring an unwatched object costs nothing.
+func (c *Config) Match(bucket, object string) (Match, bool) {
+	for _, r := range c.Rules {
+		if r.Bucket != bucket {
+			continue
+		}
+		if tag, ok := r.matchObject(object); ok {
+			return Match{Rule: r, Tag: tag}, true
+		}
+	}
+	return Match{}, false
+}
+
+func (r *Rule) matchObject(object string) (string, bool) {
+	for i := range r.patterns {
+		if tag, ok := r.patterns[i].match(object); ok {
+			if r.patterns[i].hasTag {
+				return tag, true
+			}
+			return r.Release.Tag, true
+		}
+	}
+	return "", false
+}
+
+// Entry is the name the checksum file lists for object: the rule's entry (with {tag}
+// filled in) or the object's base name.
+func (m Match) Entry(object string) string {
+	if e := m.Rule.Release.Entry; e != "" {
+		return strings.ReplaceAll(e, tagPlaceholder, m.Tag)
+	}
+	return path.Base(object)
+}
+
+// Source is the rule's release source, built with its pinned keys at load time.
+func (r *Rule) Source() release.Source { return r.source }
+
+// PinnedKeys are the rule's pinned keys.
+func (r *Rule) PinnedKeys() *signing.Keys { return r.keys }
+
+func readLimited(f *os.File, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	n, err := buf.ReadFrom(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return buf.Bytes(), nil
+}
+
+// ListPrefixes are the name prefixes under which the rule's objects can be listed, with
+// prefixes covered by a shorter one left out.
+func (r *Rule) ListPrefixes() []string {
+	var out []string
+	for i := range r.patterns {
+		p := r.patterns[i].literalPrefix()
+		if !r.patterns[i].glob && !r.patterns[i].hasTag {
+			p = r.patterns[i].raw
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	kept := out[:0]
+	for _, p := range out {
+		if len(kept) > 0 && strings.HasPrefix(p, kept[len(kept)-1]) {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// ExactObjects are the names the rule lists without globs: objects that must exist.
+func (r *Rule) ExactObjects() []string {
+	var out []string
+	for i := range r.patterns {
+		if !r.patterns[i].glob && !r.patterns[i].hasTag {
+			out = append(out, r.patterns[i].raw)
+		}
+	}
+	return out
+}
