@@ -10,6 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"cloud.google.com/go/storage"
+
+	"github.com/tamperguard/tamperguard/internal/gcs"
 )
 
 // Exit codes: every command uses the same three.
@@ -26,6 +30,10 @@ var errTampered = errors.New("tampered")
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	terminal       bool // stderr is a terminal: progress lines are welcome
+	// storageClient connects to Cloud Storage and says how to let go of it; tests point
+	// it at a fake.
+	storageClient func(ctx context.Context) (*storage.Client, func() error, error)
 }
 
 type command struct {
@@ -36,13 +44,25 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"check", "judge objects in a bucket against their signed releases (--restore repairs)", runCheck},
+		{"audit", "judge every object the rules cover, and report missing ones (--restore repairs)", runAudit},
 		{"verify", "check a local file against the signed release that vouches for it", runVerify},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	fi, err := os.Stderr.Stat()
+	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: terminal,
+		storageClient: func(ctx context.Context) (*storage.Client, func() error, error) {
+			c, err := gcs.NewClient(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c, c.Close, nil
+		}}
+	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -66,6 +86,8 @@ func run(ctx context.Context, e env, args []string) int {
 				return exitOK
 			case errors.Is(err, errTampered):
 				return exitTampered
+			case errors.Is(err, errUnverifiable):
+				return exitError
 			default:
 				fmt.Fprintf(e.stderr, "tamperguard %s: %v\n", c.name, err)
 				return exitError

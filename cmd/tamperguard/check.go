@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gcs"
+)
+
+// newEngine loads the configuration and connects to Cloud Storage (or the emulator named
+// by STORAGE_EMULATOR_HOST, as the storage SDK defines it).
+func newEngine(ctx context.Context, e env, flagFile string) (*engine.Engine, func(), error) {
+	cfg, err := config.Load(flagFile, e.getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, release, err := e.storageClient(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	eng, err := engine.New(engine.Options{Store: gcs.New(client), Config: cfg, Logger: log})
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return eng, func() { release() }, nil
+}
+
+// parseGS splits gs://BUCKET/OBJECT[#GENERATION].
+func parseGS(s string) (bucket, object string, gen int64, err error) {
+	rest, ok := strings.CutPrefix(s, "gs://")
+	if !ok {
+		return "", "", 0, fmt.Errorf("%q: want gs://BUCKET/OBJECT[#GENERATION]", s)
+	}
+	bucket, object, ok = strings.Cut(rest, "/")
+	if !ok || bucket == "" || object == "" {
+		return "", "", 0, fmt.Errorf("%q: want gs://BUCKET/OBJECT[#GENERATION]", s)
+	}
+	if i := strings.LastIndexByte(object, '#'); i >= 0 {
+		if g, perr := strconv.ParseInt(object[i+1:], 10, 64); perr == nil && g > 0 {
+			object, gen = object[:i], g
+		}
+	}
+	return bucket, object, gen, nil
+}
+
+// outcome folds decisions into the exit status: tampered or missing wins (1), then
+// unverifiable or failed (2), else 0.
+type outcome struct {
+	tampered, unverifiable bool
+	counts                 map[string]int
+}
+
+func (o *outcome) add(d *engine.Decision) {
+	if o.counts == nil {
+		o.counts = map[string]int{}
+	}
+	o.counts[string(d.Verdict)]++
+	switch {
+	case d.Verdict == engine.VerdictTampered || d.Verdict == engine.VerdictMissing:
+		o.tampered = true
+	case d.Verdict == engine.VerdictUnverifiable || d.Action == engine.ActionFailed:
+		o.unverifiable = true
+	}
+	if d.Action == engine.ActionFailed {
+		o.unverifiable = true
+	}
+}
+
+func (o *outcome) err() error {
+	switch {
+	case o.tampered:
+		return errTampered
+	case o.unverifiable:
+		return errUnverifiable
+	}
+	return nil
+}
+
+// errUnverifiable makes a command exit 2 without another message: the JSON lines said it.
+var errUnverifiable = errors.New("unverifiable")
+
+func printDecision(w io.Writer, d *engine.Decision) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func runCheck(ctx context.Context, e env, args []string) error {
+	fs := flagSet(e, "check", "check [--config FILE] [--restore] gs://BUCKET/OBJECT[#GENERATION]...\n\n"+
+		"Judges the live generation (or the one given) of each object against its signed release.\n"+
+		"With --restore, a tampered object is repaired as its rule says (restore, quarantine or alert).")
+	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return errors.New("need at least one gs://BUCKET/OBJECT")
+	}
+	type target struct {
+		bucket, object string
+		gen            int64
+	}
+	var targets []target
+	for _, p := range pos {
+		b, o, g, err := parseGS(p)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, target{b, o, g})
+	}
+	flagFile := ""
+	if wasSet(fs, "config") {
+		flagFile = *cfgFile
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	eng, closeFn, err := newEngine(ctx, e, flagFile)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	var out outcome
+	for _, t := range targets {
+		d := eng.Check(ctx, t.bucket, t.object, t.gen, *restore)
+		if d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule {
+			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", eng.Config().Origin, t.bucket, t.object)
+		}
+		out.add(&d)
+		if err := printDecision(e.stdout, &d); err != nil {
+			return err
+		}
+		explainDecision(e.stderr, &d)
+	}
+	return out.err()
+}
+
+// explainDecision says on stderr, for a person, what a non-ok decision means.
+func explainDecision(w io.Writer, d *engine.Decision) {
+	where := fmt.Sprintf("gs://%s/%s", d.Bucket, d.Object)
+	if d.Generation != 0 {
+		where += "#" + strconv.FormatInt(d.Generation, 10)
+	}
+	switch d.Verdict {
+	case engine.VerdictOK, engine.VerdictIgnored:
+		return
+	case engine.VerdictTampered:
+		fmt.Fprintf(w, "TAMPERED: %s (sha256 %s) is not what release %s signed (%s); action: %s", where, d.ActualSHA256, d.Release, d.ExpectedSHA256, d.Action)
+	case engine.VerdictMissing:
+		fmt.Fprintf(w, "MISSING: %s is not in the bucket; action: %s", where, d.Action)
+	default:
+		fmt.Fprintf(w, "UNVERIFIABLE: %s (%s)", where, d.Reason)
+	}
+	if d.RestoredGeneration != 0 {
+		fmt.Fprintf(w, ", restored as generation %d", d.RestoredGeneration)
+	}
+	if d.Evidence != "" {
+		fmt.Fprintf(w, ", evidence kept at %s", d.Evidence)
+	}
+	if d.Error != "" {
+		fmt.Fprintf(w, ": %s", d.Error)
+	}
+	fmt.Fprintln(w)
+}
+
+func runAudit(ctx context.Context, e env, args []string) error {
+	fs := flagSet(e, "audit", "audit [--config FILE] [--restore]\n\n"+
+		"Judges every object that a rule covers, and reports objects that rules name but that are missing.")
+	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
+	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return fmt.Errorf("audit takes no arguments (got %q)", pos[0])
+	}
+	flagFile := ""
+	if wasSet(fs, "config") {
+		flagFile = *cfgFile
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	eng, closeFn, err := newEngine(ctx, e, flagFile)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	var out outcome
+	var printErr error
+	n := 0
+	err = eng.Audit(ctx, *restore, func(d *engine.Decision) {
+		n++
+		out.add(d)
+		if e.terminal {
+			fmt.Fprint(e.stderr, "\r\033[K")
+		}
+		if err := printDecision(e.stdout, d); err != nil && printErr == nil {
+			printErr = err
+		}
+		explainDecision(e.stderr, d)
+		if e.terminal {
+			fmt.Fprintf(e.stderr, "audited %d objects: %s", n, summary(out.counts))
+		}
+	})
+	if e.terminal {
+		fmt.Fprint(e.stderr, "\r\033[K")
+	}
+	fmt.Fprintf(e.stderr, "audited %d objects: %s\n", n, summary(out.counts))
+	if err != nil {
+		return err
+	}
+	if printErr != nil {
+		return printErr
+	}
+	return out.err()
+}
+
+func summary(counts map[string]int) string {
+	var parts []string
+	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable} {
+		if c := counts[string(v)]; c > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c, v))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to check"
+	}
+	return strings.Join(parts, ", ")
+}

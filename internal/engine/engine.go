@@ -1,0 +1,286 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/checksum"
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/release"
+)
+
+// Kind is what happened to an object.
+type Kind string
+
+// Event kinds, as Cloud Storage names them in its notifications.
+const (
+	KindFinalize Kind = "finalize"
+	KindDelete   Kind = "delete"
+	KindArchive  Kind = "archive"
+	KindMetadata Kind = "metadata"
+)
+
+// Event is one storage change, decoded from whatever carried it.
+type Event struct {
+	ID             string
+	Kind           Kind
+	Bucket         string
+	Object         string
+	Generation     int64
+	Metageneration int64
+	// OverwrittenBy is the generation that replaced this one (archive/delete of an
+	// overwrite), when the notification says so.
+	OverwrittenBy int64
+	Time          time.Time
+}
+
+// Actions taken on an object.
+const (
+	ActionNone             = "none"
+	ActionRestored         = "restored"
+	ActionQuarantined      = "quarantined"
+	ActionMetadataRestored = "metadata_restored"
+	ActionSkippedNewer     = "skipped_newer"
+	ActionFailed           = "failed"
+)
+
+// VerdictMissing is audit's verdict for an object a rule names that is not in the bucket.
+const VerdictMissing Verdict = "missing"
+
+// Decision is the outcome for one object: what was found and what was done. It is the
+// JSON line every command prints.
+type Decision struct {
+	Bucket             string  `json:"bucket"`
+	Object             string  `json:"object"`
+	Generation         int64   `json:"generation"`
+	Verdict            Verdict `json:"verdict"`
+	ExpectedSHA256     string  `json:"expected_sha256"`
+	ActualSHA256       string  `json:"actual_sha256"`
+	Size               int64   `json:"size"`
+	Release            string  `json:"release"`
+	Signer             string  `json:"signer"`
+	Action             string  `json:"action"`
+	RestoredGeneration int64   `json:"restored_generation,omitempty"`
+	Reason             string  `json:"reason,omitempty"`
+	Error              string  `json:"error,omitempty"`
+
+	// Detail for alerts and logs; not printed.
+	Kind        Kind             `json:"-"` // the event that led here ("" for check/audit)
+	EventID     string           `json:"-"`
+	Created     time.Time        `json:"-"` // when the judged generation was written
+	Restored    time.Time        `json:"-"` // when the good bytes were live again
+	ReleaseInfo *release.Release `json:"-"`
+	Evidence    string           `json:"-"` // gs:// path of the evidence copy
+	Source      string           `json:"-"` // where restored bytes came from
+	Duplicate   bool             `json:"-"` // another instance owns this incident
+	Err         error            `json:"-"`
+	Transient   bool             `json:"-"` // worth a retry
+	// MetadataChanges lists protected metadata that differed: field → {found, restored}.
+	MetadataChanges map[string][2]string `json:"-"`
+	// BadContent and GoodContent are the tampered and the signed bytes, for a diff in the
+	// alert; nil when the object is larger than MaxSample or could not be read.
+	BadContent, GoodContent []byte `json:"-"`
+	// BadCacheControl is the Cache-Control the tampered generation was served with: edge
+	// caches may keep serving it for its max-age.
+	BadCacheControl string `json:"-"`
+	// Replaced is when a newer generation replaced the judged one (skipped_newer), if known.
+	Replaced time.Time `json:"-"`
+	// Skipped lists newer release tags that were not trusted, and why.
+	Skipped []release.Skipped `json:"-"`
+}
+
+// MaxSample bounds the bytes kept in a Decision for diffs.
+const MaxSample = 1 << 20
+
+// Notifier hears about every decision that needs a human: tampering, refusals, failures.
+// It is called after the engine acted and never delays a restore.
+type Notifier interface {
+	Notify(ctx context.Context, d *Decision) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Store    Store
+	Config   *config.Config
+	Resolver *release.Resolver // default: one with the config's TTL and, with a state bucket, marks kept there
+	Notifier Notifier          // default: none (the caller logs decisions)
+	Logger   *slog.Logger      // default: slog.Default()
+	Now      func() time.Time
+	// MaxObjectSize bounds what is hashed (default 5 GiB); bigger objects are unverifiable.
+	MaxObjectSize int64
+}
+
+// Engine judges objects against their signed releases and repairs them.
+type Engine struct {
+	store    Store
+	cfg      *config.Config
+	res      *release.Resolver
+	notifier Notifier
+	log      *slog.Logger
+	now      func() time.Time
+	maxSize  int64
+	state    string
+
+	mu     sync.Mutex
+	recent map[string]time.Time // incidents handled by this instance, for de-duplication without a state bucket
+}
+
+// New returns an Engine.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil || opts.Config == nil {
+		return nil, errors.New("engine: a store and a configuration are required")
+	}
+	e := &Engine{
+		store: opts.Store, cfg: opts.Config, res: opts.Resolver, notifier: opts.Notifier,
+		log: opts.Logger, now: opts.Now, maxSize: opts.MaxObjectSize, state: opts.Config.State.Bucket,
+		recent: map[string]time.Time{},
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.maxSize <= 0 {
+		e.maxSize = 5 << 30
+	}
+	if e.res == nil {
+		ro := release.ResolverOptions{TTL: time.Duration(opts.Config.ReleaseTTL)}
+		if e.state != "" {
+			ro.Marks = &stateMarks{store: e.store, bucket: e.state}
+		}
+		e.res = release.NewResolver(ro)
+	}
+	return e, nil
+}
+
+// Config is the engine's configuration.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+func gsPath(bucket, object string, gen int64) string {
+	if gen == 0 {
+		return fmt.Sprintf("gs://%s/%q", bucket, object)
+	}
+	return fmt.Sprintf("gs://%s/%q#%d", bucket, object, gen)
+}
+
+// judged is the verdict on one generation's bytes.
+type judged struct {
+	attrs     ObjectAttrs
+	exp       Expectation
+	actual    checksum.Digest
+	verdict   Verdict
+	reason    string
+	err       error
+	transient bool
+}
+
+// judge hashes exactly generation gen and compares it with the signed digest, resolving
+// the release once more, uncached, before a mismatch counts.
+func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object string, gen int64) judged {
+	var j judged
+	attrs, err := e.store.Attrs(ctx, bucket, object, gen)
+	if err != nil {
+		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
+		j.transient = errors.Is(err, ErrTransient)
+		if errors.Is(err, ErrObjectNotFound) {
+			j.reason = ReasonGenerationGone
+		}
+		return j
+	}
+	j.attrs = attrs
+	if attrs.Size > e.maxSize {
+		j.verdict, j.reason = VerdictUnverifiable, ReasonObjectTooLarge
+		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", gsPath(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
+		return j
+	}
+	exp, err := Expect(ctx, e.res, m, object, false)
+	j.exp = exp
+	if err != nil {
+		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonOf(err), err
+		j.transient = isTransientRelease(err)
+		return j
+	}
+	actual, n, err := e.hashGeneration(ctx, bucket, object, attrs.Generation)
+	if err != nil {
+		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
+		j.transient = errors.Is(err, ErrTransient)
+		if errors.Is(err, ErrObjectNotFound) {
+			j.reason, j.transient = ReasonGenerationGone, false
+		}
+		return j
+	}
+	j.actual, j.attrs.Size = actual, n
+	if actual == exp.Entry.Digest {
+		j.verdict = VerdictOK
+		return j
+	}
+	if exp.Release.Fetched.Before(e.now().Add(-time.Second)) {
+		fresh, err := Expect(ctx, e.res, m, object, true)
+		if err != nil {
+			j.exp = fresh
+			j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonOf(err), err
+			j.transient = isTransientRelease(err)
+			return j
+		}
+		j.exp = fresh
+		if actual == fresh.Entry.Digest {
+			j.verdict = VerdictOK
+			return j
+		}
+	}
+	j.verdict = VerdictTampered
+	return j
+}
+
+// hashGeneration streams exactly that generation through SHA-256.
+func (e *Engine) hashGeneration(ctx context.Context, bucket, object string, gen int64) (checksum.Digest, int64, error) {
+	r, err := e.store.Open(ctx, bucket, object, gen)
+	if err != nil {
+		return checksum.Digest{}, 0, err
+	}
+	defer r.Close()
+	d, n, err := HashReader(io.LimitReader(r, e.maxSize+1))
+	if err != nil {
+		return d, n, fmt.Errorf("reading %s: %w", gsPath(bucket, object, gen), err)
+	}
+	if n > e.maxSize {
+		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", gsPath(bucket, object, gen), e.maxSize)
+	}
+	return d, n, nil
+}
+
+func (d *Decision) fill(j judged) {
+	d.Verdict, d.Reason, d.Err, d.Transient = j.verdict, j.reason, j.err, j.transient
+	if j.attrs.Generation != 0 {
+		d.Generation = j.attrs.Generation
+		d.Size = j.attrs.Size
+		d.Created = j.attrs.Created
+	}
+	if j.verdict == VerdictOK || j.verdict == VerdictTampered {
+		d.ActualSHA256 = j.actual.String()
+	}
+	if j.exp.Release != nil {
+		d.ReleaseInfo = j.exp.Release
+		d.Release = j.exp.Release.Tag
+		d.Signer = j.exp.Release.Signer.Scheme + ":" + j.exp.Release.Signer.Fingerprint
+		if j.exp.Entry.Name != "" {
+			d.ExpectedSHA256 = j.exp.Entry.Digest.String()
+		}
+	}
+	if j.err != nil {
+		d.Error = j.err.Error()
+	}
+}
+
+// Reasons specific to objects in a bucket.
+const (
+	ReasonGenerationGone = "generation_gone"
+	ReasonObjectTooLarge = "object_too_large"
+	ReasonMissing        = "missing"
+)

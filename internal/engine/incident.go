@@ -1,0 +1,238 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/release"
+)
+
+// claimTimeout is how long an incident may stay "handling" before another delivery may
+// take it over (its owner died mid-way).
+const claimTimeout = 2 * time.Minute
+
+// recentWindow is how long this instance remembers incidents it handled.
+const recentWindow = time.Hour
+
+// maxRecordSize bounds the records read back from the state bucket.
+const maxRecordSize = 1 << 20
+
+// Incident statuses.
+const (
+	statusHandling = "handling"
+	statusDone     = "done"
+)
+
+// incidentRecord is kept at incidents/<bucket>/<object>/<generation>.json in the state
+// bucket. Its creation with DoesNotExist decides which instance owns the incident.
+type incidentRecord struct {
+	Key      string    `json:"key"`
+	Status   string    `json:"status"`
+	Started  time.Time `json:"started"`
+	Updated  time.Time `json:"updated"`
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// incident is one owned incident.
+type incident struct {
+	key    string
+	name   string // record object in the state bucket; "" without one
+	gen    int64  // the record's generation, for conditional updates
+	record incidentRecord
+}
+
+func incidentKey(d *Decision) string {
+	return fmt.Sprintf("%s/%s#%d", d.Bucket, d.Object, d.Generation)
+}
+
+// claim makes this delivery the owner of the incident, or returns nil when another one is.
+func (e *Engine) claim(ctx context.Context, d *Decision) (*incident, error) {
+	key := incidentKey(d)
+	now := e.now()
+	e.mu.Lock()
+	for k, t := range e.recent {
+		if now.Sub(t) > recentWindow {
+			delete(e.recent, k)
+		}
+	}
+	if _, seen := e.recent[key]; seen {
+		e.mu.Unlock()
+		return nil, nil
+	}
+	e.recent[key] = now
+	e.mu.Unlock()
+
+	inc := &incident{key: key, record: incidentRecord{Key: key, Status: statusHandling, Started: now, Updated: now}}
+	if e.state == "" {
+		return inc, nil
+	}
+	inc.name = fmt.Sprintf("incidents/%s/%s/%d.json", d.Bucket, d.Object, d.Generation)
+	attrs, err := e.writeRecord(ctx, inc.name, Condition{DoesNotExist: true}, inc.record)
+	if err == nil {
+		inc.gen = attrs.Generation
+		return inc, nil
+	}
+	if !errors.Is(err, ErrPrecondition) {
+		e.forget(key)
+		return nil, fmt.Errorf("creating incident record gs://%s/%s: %w", e.state, inc.name, err)
+	}
+	// Someone created it first. Take it over only if its owner died mid-way.
+	var existing incidentRecord
+	gen, err := e.readRecord(ctx, inc.name, &existing)
+	if err != nil {
+		e.forget(key)
+		return nil, fmt.Errorf("reading incident record gs://%s/%s: %w", e.state, inc.name, err)
+	}
+	if existing.Status == statusDone || now.Sub(existing.Updated) < claimTimeout {
+		return nil, nil
+	}
+	attrs, err = e.writeRecord(ctx, inc.name, Condition{GenerationMatch: gen}, inc.record)
+	if errors.Is(err, ErrPrecondition) {
+		return nil, nil
+	}
+	if err != nil {
+		e.forget(key)
+		return nil, fmt.Errorf("taking over incident record gs://%s/%s: %w", e.state, inc.name, err)
+	}
+	e.log.Warn("took over an incident abandoned mid-way", "incident", key, "started", existing.Started)
+	inc.gen = attrs.Generation
+	return inc, nil
+}
+
+func (e *Engine) forget(key string) {
+	e.mu.Lock()
+	delete(e.recent, key)
+	e.mu.Unlock()
+}
+
+// release gives up an incident after a transient failure, so the retry can own it.
+func (e *Engine) release(ctx context.Context, inc *incident) {
+	e.forget(inc.key)
+	if inc.name == "" {
+		return
+	}
+	if err := e.store.Delete(ctx, e.state, inc.name, Condition{GenerationMatch: inc.gen}); err != nil && !errors.Is(err, ErrObjectNotFound) {
+		e.log.Error("releasing incident record failed; a retry may wait for the claim timeout", "incident", inc.key, "error", err)
+	}
+}
+
+// finish alerts and records the outcome. Neither blocks nor undoes what was done.
+func (e *Engine) finish(ctx context.Context, inc *incident, d *Decision) {
+	e.notify(ctx, d)
+	if inc.name == "" {
+		return
+	}
+	inc.record.Status, inc.record.Updated, inc.record.Decision = statusDone, e.now(), d
+	if _, err := e.writeRecord(ctx, inc.name, Condition{GenerationMatch: inc.gen}, inc.record); err != nil {
+		e.log.Error("recording incident outcome failed", "incident", inc.key, "error", err)
+	}
+}
+
+func (e *Engine) notify(ctx context.Context, d *Decision) {
+	if e.notifier == nil {
+		return
+	}
+	if err := e.notifier.Notify(ctx, d); err != nil {
+		e.log.Error("alert not delivered", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "error", err)
+	}
+}
+
+func (e *Engine) writeRecord(ctx context.Context, name string, cond Condition, v any) (ObjectAttrs, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ObjectAttrs{}, err
+	}
+	return e.store.Write(ctx, e.state, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
+}
+
+// readRecord reads a JSON record from the state bucket and returns its generation.
+func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, error) {
+	attrs, err := e.store.Attrs(ctx, e.state, name, 0)
+	if err != nil {
+		return 0, err
+	}
+	r, err := e.store.Open(ctx, e.state, name, attrs.Generation)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxRecordSize+1))
+	if err != nil {
+		return 0, err
+	}
+	if len(b) > maxRecordSize {
+		return 0, fmt.Errorf("record gs://%s/%s is over %d bytes", e.state, name, maxRecordSize)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return 0, fmt.Errorf("record gs://%s/%s is not valid JSON: %w", e.state, name, err)
+	}
+	return attrs.Generation, nil
+}
+
+// stateMarks keeps rollback high-water marks in the state bucket, so every instance and
+// every restart refuses a rollback once any of them saw the newer release.
+type stateMarks struct {
+	store  Store
+	bucket string
+}
+
+var _ release.MarkStore = (*stateMarks)(nil)
+
+func markName(source string) string {
+	sum := sha256.Sum256([]byte(source))
+	return "marks/" + hex.EncodeToString(sum[:16]) + ".json"
+}
+
+type markRecord struct {
+	Source string       `json:"source"`
+	Mark   release.Mark `json:"mark"`
+}
+
+func (s *stateMarks) engine() *Engine { return &Engine{store: s.store, state: s.bucket} }
+
+// LoadMark reads the mark for source.
+func (s *stateMarks) LoadMark(ctx context.Context, source string) (release.Mark, bool, error) {
+	var rec markRecord
+	_, err := s.engine().readRecord(ctx, markName(source), &rec)
+	if errors.Is(err, ErrObjectNotFound) {
+		return release.Mark{}, false, nil
+	}
+	if err != nil {
+		return release.Mark{}, false, err
+	}
+	if rec.Source != source {
+		return release.Mark{}, false, fmt.Errorf("mark record %s belongs to %q, not %q", markName(source), rec.Source, source)
+	}
+	return rec.Mark, true, nil
+}
+
+// SaveMark raises the mark for source to m, never lowering one another instance raised.
+func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark) error {
+	e := s.engine()
+	name := markName(source)
+	for range 3 {
+		var rec markRecord
+		gen, err := e.readRecord(ctx, name, &rec)
+		cond := Condition{GenerationMatch: gen}
+		switch {
+		case errors.Is(err, ErrObjectNotFound):
+			cond = Condition{DoesNotExist: true}
+		case err != nil:
+			return err
+		case !m.NewerThan(rec.Mark):
+			return nil
+		}
+		_, err = e.writeRecord(ctx, name, cond, markRecord{Source: source, Mark: m})
+		if !errors.Is(err, ErrPrecondition) {
+			return err
+		}
+	}
+	return fmt.Errorf("saving rollback mark %s: lost the race three times", name)
+}
