@@ -272,6 +272,7 @@ func (d *Decision) fill(j judged) {
 		if j.exp.Entry.Name != "" {
 			d.ExpectedSHA256 = j.exp.Entry.Digest.String()
 		}
+		d.Skipped = j.exp.Release.Skipped
 	}
 	if j.err != nil {
 		d.Error = j.err.Error()

@@ -240,6 +240,9 @@ func TestDecisionTable(t *testing.T) {
 		notes := h.notes.all()
 		require.Len(t, notes, 1)
 		assert.Equal(t, engine.ActionRestored, notes[0].Action)
+		assert.Equal(t, bad, notes[0].BadContent, "the alert can show what was injected")
+		assert.Equal(t, h.good, notes[0].GoodContent)
+		assert.False(t, notes[0].Restored.Before(notes[0].Created))
 	})
 
 	t.Run("finalize, newer live, tampered: no restore, alerted", func(t *testing.T) {

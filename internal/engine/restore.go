@@ -33,10 +33,12 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		d.Duplicate, d.Reason = true, ReasonDuplicate
 		return
 	}
+	d.BadCacheControl = j.attrs.Meta.CacheControl
+	d.BadContent = e.sample(ctx, d.Bucket, d.Object, j.attrs)
 	if !j.attrs.Live {
 		// A newer generation replaced it: that write has its own event. The alert says this
 		// one was served from its creation until it was replaced.
-		d.Action = ActionSkippedNewer
+		d.Action, d.Replaced = ActionSkippedNewer, j.attrs.Deleted
 		e.finish(ctx, inc, d)
 		return
 	}
@@ -51,13 +53,35 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		d.Evidence = ev
 	}
 
+	src, srcErr := e.goodSource(ctx, m, d.Bucket, d.Object, j.exp.Entry.Digest, j.attrs.Generation, j.exp)
+	if srcErr != nil && errors.Is(srcErr, ErrTransient) {
+		e.release(ctx, inc)
+		d.setErr(srcErr)
+		return
+	}
+	if src != nil {
+		d.GoodContent = src.sample(ctx)
+	}
 	switch m.Rule.OnMismatch {
 	case config.OnMismatchAlert:
 		d.Action = ActionNone
 	case config.OnMismatchQuarantine:
 		e.quarantine(ctx, d, j.attrs)
 	default:
-		e.restore(ctx, m, d, j)
+		switch {
+		case srcErr != nil:
+			d.Action = ActionFailed
+			d.setErr(srcErr)
+		case src == nil:
+			d.Reason = ReasonNoGoodSource
+			if m.Rule.Fallback == config.OnMismatchQuarantine {
+				e.quarantine(ctx, d, j.attrs)
+			} else {
+				d.Action = ActionNone
+			}
+		default:
+			e.writeGood(ctx, m, d, src, Condition{GenerationMatch: j.attrs.Generation}, j.exp.Entry.Digest)
+		}
 	}
 	if d.Transient {
 		e.release(ctx, inc)
@@ -66,25 +90,35 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 	e.finish(ctx, inc, d)
 }
 
-// restore puts the signed bytes back over the tampered live generation.
-func (e *Engine) restore(ctx context.Context, m config.Match, d *Decision, j judged) {
-	want := j.exp.Entry.Digest
-	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, want, j.attrs.Generation, j.exp)
+// sample reads a generation for the alert's diff, when it is small enough.
+func (e *Engine) sample(ctx context.Context, bucket, object string, a ObjectAttrs) []byte {
+	if a.Size > MaxSample {
+		return nil
+	}
+	r, err := e.store.Open(ctx, bucket, object, a.Generation)
 	if err != nil {
-		d.Action = ActionFailed
-		d.setErr(err)
-		return
+		return nil
 	}
-	if src == nil {
-		d.Reason = ReasonNoGoodSource
-		if m.Rule.Fallback == config.OnMismatchQuarantine {
-			e.quarantine(ctx, d, j.attrs)
-		} else {
-			d.Action = ActionNone
-		}
-		return
+	defer r.Close()
+	return readSample(r)
+}
+
+func readSample(r io.Reader) []byte {
+	b, err := io.ReadAll(io.LimitReader(r, MaxSample+1))
+	if err != nil || len(b) > MaxSample {
+		return nil
 	}
-	e.writeGood(ctx, m, d, src, Condition{GenerationMatch: j.attrs.Generation}, want)
+	return b
+}
+
+// sample reads the good bytes for the alert's diff, when they are small enough.
+func (s *goodSource) sample(ctx context.Context) []byte {
+	r, err := s.open(ctx)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	return readSample(r)
 }
 
 // writeGood writes verified bytes under cond, reads the new generation back, and only then
