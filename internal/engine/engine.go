@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/config"
@@ -70,8 +73,10 @@ type Decision struct {
 	Error              string  `json:"error,omitempty"`
 
 	// Detail for alerts and logs; not printed.
-	Kind        Kind             `json:"-"` // the event that led here ("" for check/audit)
-	EventID     string           `json:"-"`
+	Kind      Kind      `json:"-"` // the event that led here ("" for check/audit)
+	EventID   string    `json:"-"`
+	EventTime time.Time `json:"-"` // when the storage change happened, if the event said
+
 	Created     time.Time        `json:"-"` // when the judged generation was written
 	Restored    time.Time        `json:"-"` // when the good bytes were live again
 	ReleaseInfo *release.Release `json:"-"`
@@ -162,11 +167,16 @@ func New(opts Options) (*Engine, error) {
 // Config is the engine's configuration.
 func (e *Engine) Config() *config.Config { return e.cfg }
 
+// gsPath names an object for people; a name with unprintable bytes is quoted so that it
+// cannot forge a log line.
 func gsPath(bucket, object string, gen int64) string {
-	if gen == 0 {
-		return fmt.Sprintf("gs://%s/%q", bucket, object)
+	if strings.IndexFunc(object, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		object = strconv.Quote(object)
 	}
-	return fmt.Sprintf("gs://%s/%q#%d", bucket, object, gen)
+	if gen == 0 {
+		return "gs://" + bucket + "/" + object
+	}
+	return "gs://" + bucket + "/" + object + "#" + strconv.FormatInt(gen, 10)
 }
 
 // judged is the verdict on one generation's bytes.

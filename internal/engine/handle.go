@@ -68,7 +68,7 @@ func (e *Engine) Handle(ctx context.Context, ev Event) Decision {
 		return Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone,
 			Kind: ev.Kind, EventID: ev.ID, Verdict: VerdictIgnored, Reason: ReasonNoRule}
 	}
-	d := &Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone, Kind: ev.Kind, EventID: ev.ID}
+	d := &Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone, Kind: ev.Kind, EventID: ev.ID, EventTime: ev.Time}
 	switch ev.Kind {
 	case KindFinalize:
 		e.checkMatched(ctx, m, d, true)
