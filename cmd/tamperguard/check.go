@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamperguard/tamperguard/alerting"
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
@@ -18,7 +19,9 @@ import (
 
 // newEngine loads the configuration and connects to Cloud Storage (or the emulator named
 // by STORAGE_EMULATOR_HOST, as the storage SDK defines it).
-func newEngine(ctx context.Context, e env, flagFile string) (*engine.Engine, func(), error) {
+// With act, alerts go to Slack (SLACK_BOT_TOKEN + SLACK_CHANNEL, or SLACK_WEBHOOK_URL) or,
+// without them, to the log on stderr.
+func newEngine(ctx context.Context, e env, flagFile string, act bool) (*engine.Engine, func(), error) {
 	cfg, err := config.Load(flagFile, e.getenv)
 	if err != nil {
 		return nil, nil, err
@@ -28,7 +31,20 @@ func newEngine(ctx context.Context, e env, flagFile string) (*engine.Engine, fun
 		return nil, nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := engine.New(engine.Options{Store: gcs.New(client), Config: cfg, Logger: log})
+	store := gcs.New(client)
+	var notifier engine.Notifier
+	if act {
+		var threads alerting.ThreadStore
+		if cfg.State.Bucket != "" {
+			threads = alerting.NewStateThreads(store, cfg.State.Bucket)
+		}
+		notifier, err = alerting.FromEnv(e.getenv, log, threads)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Logger: log, Notifier: notifier})
 	if err != nil {
 		release()
 		return nil, nil, err
@@ -132,7 +148,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	eng, closeFn, err := newEngine(ctx, e, flagFile)
+	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)
 	if err != nil {
 		return err
 	}
@@ -200,7 +216,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	eng, closeFn, err := newEngine(ctx, e, flagFile)
+	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)
 	if err != nil {
 		return err
 	}

