@@ -46,6 +46,7 @@ func commands() []command {
 	return []command{
 		{"check", "judge objects in a bucket against their signed releases (--restore repairs)", runCheck},
 		{"audit", "judge every object the rules cover, and report missing ones (--restore repairs)", runAudit},
+		{"serve", "serve the Cloud Function locally through the Functions Framework (post CloudEvents to it)", runServe},
 		{"verify", "check a local file against the signed release that vouches for it", runVerify},
 	}
 }

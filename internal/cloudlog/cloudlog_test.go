@@ -1,0 +1,84 @@
+package cloudlog_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tamperguard/tamperguard/internal/cloudlog"
+)
+
+func TestSeverities(t *testing.T) {
+	var buf bytes.Buffer
+	log := cloudlog.New(&buf, slog.LevelDebug)
+	log.Debug("d")
+	log.Info("i")
+	log.Warn("w")
+	log.Error("e")
+	log.Log(context.Background(), cloudlog.LevelCritical, "c", "object", "install.sh")
+	log.Log(context.Background(), cloudlog.LevelCritical+4, "above")
+
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m), line)
+		assert.NotContains(t, m, "level")
+		assert.NotContains(t, m, "msg")
+		ts, ok := m["time"].(string)
+		require.True(t, ok, line)
+		_, err := time.Parse(time.RFC3339Nano, ts)
+		assert.NoError(t, err)
+		got = append(got, m["severity"].(string)+":"+m["message"].(string))
+	}
+	assert.Equal(t, []string{"DEBUG:d", "INFO:i", "WARNING:w", "ERROR:e", "CRITICAL:c", "CRITICAL:above"}, got)
+}
+
+func TestDefaultLevelIsInfo(t *testing.T) {
+	var buf bytes.Buffer
+	log := cloudlog.New(&buf, nil)
+	log.Debug("hidden")
+	log.Info("shown")
+	assert.NotContains(t, buf.String(), "hidden")
+	assert.Contains(t, buf.String(), `"severity":"INFO"`)
+}
+
+func TestGroupsKeepTheirKeys(t *testing.T) {
+	var buf bytes.Buffer
+	log := cloudlog.New(&buf, nil).WithGroup("event")
+	log.Info("m", "level", "x", "msg", "y")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	assert.Equal(t, map[string]any{"level": "x", "msg": "y"}, m["event"])
+}
+
+// Hostile values cannot start a line of their own or a field of their own.
+func TestHostileValuesStayInTheirField(t *testing.T) {
+	var buf bytes.Buffer
+	log := cloudlog.New(&buf, nil)
+	evil := "a\n{\"severity\":\"CRITICAL\",\"message\":\"forged\"}\r\x00\xff"
+	log.Error("bad event", "object", evil)
+	out := strings.TrimSuffix(buf.String(), "\n")
+	assert.NotContains(t, out, "\n")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &m))
+	assert.Equal(t, "ERROR", m["severity"])
+	assert.Equal(t, "bad event", m["message"])
+	assert.Contains(t, m["object"], "forged")
+}
+
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "": slog.LevelInfo, "Warning": slog.LevelWarn, "warn": slog.LevelWarn, "ERROR": slog.LevelError, "critical": cloudlog.LevelCritical} {
+		got, ok := cloudlog.ParseLevel(in)
+		assert.True(t, ok, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, ok := cloudlog.ParseLevel("loud")
+	assert.False(t, ok)
+}
