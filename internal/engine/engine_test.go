@@ -585,3 +585,43 @@ func TestMetadataRestoreIsConditional(t *testing.T) {
 	assert.Equal(t, "text/html", attrs.ContentType, "nothing was written over the newer metadata")
 	assert.Equal(t, "attachment", attrs.ContentDisposition)
 }
+
+// The rollback high-water mark lives in the state bucket: an instance that never saw the
+// newer release still refuses the older one offered as latest.
+func TestRollbackMarkSharedThroughStateBucket(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "uploader.git")
+	require.NoError(t, os.CopyFS(repo, os.DirFS(testdata(t, "git", "uploader.git"))))
+	srv := gcstest.New(t, gcstest.BucketSpec{Name: bucket, Versioning: true}, gcstest.BucketSpec{Name: stateBucket, Versioning: true})
+	yaml := `state: {bucket: ` + stateBucket + `}
+rules:
+  - bucket: ` + bucket + `
+    objects: ["install.sh"]
+    release: {git: ` + repo + `, tag: latest}
+    keys:
+      openpgp: [` + testdata(t, "keys", "maintainer-ed25519.asc") + `, ` + testdata(t, "keys", "maintainer-rsa3072.asc") + `]
+`
+	newEngine := func() *engine.Engine {
+		cfg, err := config.Parse(config.Source{Name: "test.yaml", Data: []byte(yaml), Dir: t.TempDir()})
+		require.NoError(t, err)
+		eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Config: cfg})
+		require.NoError(t, err)
+		return eng
+	}
+	ctx := context.Background()
+	w := srv.Client.Bucket(bucket).Object("install.sh").NewWriter(ctx)
+	_, err := w.Write(taggedFile(t, "v1.2.0", "install.sh"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+
+	d := newEngine().Check(ctx, bucket, "install.sh", 0, false)
+	require.Equal(t, engine.VerdictOK, d.Verdict, d.Error)
+	require.Equal(t, "v1.2.0", d.Release)
+
+	// The attacker deletes the newest tag; a fresh instance is offered v1.1.0 as latest.
+	r, err := git.PlainOpen(repo)
+	require.NoError(t, err)
+	require.NoError(t, r.Storer.RemoveReference(plumbing.NewTagReferenceName("v1.2.0")))
+	d = newEngine().Check(ctx, bucket, "install.sh", 0, false)
+	assert.Equal(t, engine.VerdictUnverifiable, d.Verdict)
+	assert.Equal(t, engine.ReasonRollback, d.Reason, d.Error)
+}
