@@ -224,11 +224,31 @@ func decodePubSub(ce cloudevents.Event, req *Request) error {
 		req.PublishTime = t
 		req.Event.Time = t
 	}
-	attrs := m.Attributes
+	return decodeNotification(req, "data.message.", m.Attributes, m.Data)
+}
 
+// DecodeMessage turns a message pulled from a Pub/Sub subscription (a classic Cloud
+// Storage notification, or tamperguard's audit request) into a Request, exactly as
+// Decode does for the same message wrapped in a messagePublished CloudEvent: id is the
+// message ID, published its publish time (zero if unknown). Nothing in it is trusted.
+// Errors are *DecodeError, with fields named "message.attributes.…" and "message.data".
+func DecodeMessage(id string, attrs map[string]string, data []byte, published time.Time) (Request, error) {
+	req := Request{Type: TypeMessagePublished, ID: id, MessageID: id, PublishTime: published,
+		Event: engine.Event{ID: id, Time: published}}
+	if len(data) > maxData {
+		return req, malformed("message.data", "%d bytes, over the %d-byte limit", len(data), maxData)
+	}
+	return req, decodeNotification(&req, "message.", attrs, data)
+}
+
+// decodeNotification reads the attributes (and the JSON_API_V1 payload) of a classic
+// Cloud Storage notification, or an audit request, into req. prefix starts every field
+// name in errors.
+func decodeNotification(req *Request, prefix string, attrs map[string]string, data []byte) error {
+	var err error
 	if v, ok := attrs[AttrTamperguard]; ok {
 		if v != AuditRequest {
-			return malformed("data.message.attributes."+AttrTamperguard, "%s is not %q", quote(v), AuditRequest)
+			return malformed(prefix+"attributes."+AttrTamperguard, "%s is not %q", quote(v), AuditRequest)
 		}
 		req.Audit = true
 		return nil
@@ -236,34 +256,34 @@ func decodePubSub(ce cloudevents.Event, req *Request) error {
 
 	et, ok := attrs["eventType"]
 	if !ok {
-		return malformed("data.message.attributes.eventType", "missing: not a Cloud Storage notification")
+		return malformed(prefix+"attributes.eventType", "missing: not a Cloud Storage notification")
 	}
 	kind, ok := notificationKinds[et]
 	if !ok {
-		return &DecodeError{Unsupported: true, Field: "data.message.attributes.eventType", Problem: fmt.Sprintf("unsupported notification type %s", quote(et))}
+		return &DecodeError{Unsupported: true, Field: prefix + "attributes.eventType", Problem: fmt.Sprintf("unsupported notification type %s", quote(et))}
 	}
 	ev := &req.Event
 	ev.Kind = kind
 	ev.Bucket, ev.Object = attrs["bucketId"], attrs["objectId"]
-	if err := checkBucket("data.message.attributes.bucketId", ev.Bucket); err != nil {
+	if err := checkBucket(prefix+"attributes.bucketId", ev.Bucket); err != nil {
 		return err
 	}
-	if err := checkObject("data.message.attributes.objectId", ev.Object); err != nil {
+	if err := checkObject(prefix+"attributes.objectId", ev.Object); err != nil {
 		return err
 	}
-	if ev.Generation, err = parseGeneration("data.message.attributes.objectGeneration", attrs["objectGeneration"], true); err != nil {
+	if ev.Generation, err = parseGeneration(prefix+"attributes.objectGeneration", attrs["objectGeneration"], true); err != nil {
 		return err
 	}
-	if req.Overwrote, err = parseGeneration("data.message.attributes.overwroteGeneration", attrs["overwroteGeneration"], false); err != nil {
+	if req.Overwrote, err = parseGeneration(prefix+"attributes.overwroteGeneration", attrs["overwroteGeneration"], false); err != nil {
 		return err
 	}
-	if ev.OverwrittenBy, err = parseGeneration("data.message.attributes.overwrittenByGeneration", attrs["overwrittenByGeneration"], false); err != nil {
+	if ev.OverwrittenBy, err = parseGeneration(prefix+"attributes.overwrittenByGeneration", attrs["overwrittenByGeneration"], false); err != nil {
 		return err
 	}
 	if s, ok := attrs["eventTime"]; ok {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return malformed("data.message.attributes.eventTime", "%s is not an RFC 3339 time", quote(s))
+			return malformed(prefix+"attributes.eventTime", "%s is not an RFC 3339 time", quote(s))
 		}
 		ev.Time = t
 	}
@@ -272,20 +292,20 @@ func decodePubSub(ce cloudevents.Event, req *Request) error {
 	case "NONE":
 	case "JSON_API_V1":
 		var o storageObject
-		if err := unmarshalObject(m.Data, &o, "data.message.data"); err != nil {
+		if err := unmarshalObject(data, &o, prefix+"data"); err != nil {
 			return err
 		}
 		var fromPayload engine.Event
-		if err := o.validate("data.message.data", &fromPayload); err != nil {
+		if err := o.validate(prefix+"data", &fromPayload); err != nil {
 			return err
 		}
 		if fromPayload.Bucket != ev.Bucket || fromPayload.Object != ev.Object || fromPayload.Generation != ev.Generation {
-			return malformed("data.message.data", "names gs://%s/%s#%d but the attributes name gs://%s/%s#%d",
+			return malformed(prefix+"data", "names gs://%s/%s#%d but the attributes name gs://%s/%s#%d",
 				clip(fromPayload.Bucket), quote(fromPayload.Object), fromPayload.Generation, clip(ev.Bucket), quote(ev.Object), ev.Generation)
 		}
 		ev.Metageneration = fromPayload.Metageneration
 	default:
-		return malformed("data.message.attributes.payloadFormat", "%s is not JSON_API_V1 or NONE", quote(pf))
+		return malformed(prefix+"attributes.payloadFormat", "%s is not JSON_API_V1 or NONE", quote(pf))
 	}
 	return nil
 }

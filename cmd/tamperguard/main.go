@@ -44,8 +44,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "replay the Codecov attack on a local stack in this process: detect, restore, alert (no network)", runDemo},
 		{"check", "judge objects in a bucket against their signed releases (--restore repairs)", runCheck},
 		{"audit", "judge every object the rules cover, and report missing ones (--restore repairs)", runAudit},
+		{"watch", "pull the bucket's notifications from a Pub/Sub subscription and judge every change (restore, alert)", runWatch},
 		{"serve", "serve the Cloud Function locally through the Functions Framework (post CloudEvents to it)", runServe},
 		{"verify", "check a local file against the signed release that vouches for it", runVerify},
 	}

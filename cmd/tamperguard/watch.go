@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/tamperguard/tamperguard/alerting"
+	"github.com/tamperguard/tamperguard/function"
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gcs"
+)
+
+// Defaults of the watch command.
+const (
+	defaultConcurrency  = 8
+	defaultEventTimeout = 5 * time.Minute
+	defaultGrace        = 30 * time.Second
+	defaultRetryDelay   = 2 * time.Second
+	// EnvPubSubEmulator points the Pub/Sub client at an emulator, as the SDK defines it.
+	envPubSubEmulator = "PUBSUB_EMULATOR_HOST"
+)
+
+// subscriptionName is a full subscription name; the project is its first group.
+var subscriptionName = regexp.MustCompile(`^projects/([a-z0-9][a-z0-9.:-]{0,62})/subscriptions/([A-Za-z][A-Za-z0-9._~+%-]{2,254})$`)
+
+// newPubSubClient connects to Pub/Sub, or to the emulator at emulatorHost when it is set.
+// A variable so tests can count or refuse connections.
+var newPubSubClient = func(ctx context.Context, project, emulatorHost string) (*pubsub.Client, error) {
+	var opts []option.ClientOption
+	if emulatorHost != "" {
+		opts = pubsubEmulatorOptions(emulatorHost)
+	}
+	return pubsub.NewClient(ctx, project, opts...)
+}
+
+// pubsubEmulatorOptions are what the SDK itself uses for PUBSUB_EMULATOR_HOST: plain gRPC,
+// no credentials.
+func pubsubEmulatorOptions(host string) []option.ClientOption {
+	return []option.ClientOption{
+		option.WithEndpoint(host),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		option.WithoutAuthentication(),
+		option.WithTelemetryDisabled(),
+	}
+}
+
+// runWatch pulls classic Cloud Storage notifications (and audit requests) from a Pub/Sub
+// subscription and judges each with the engine the Cloud Function runs. A message is
+// acknowledged once its decision is final and handed back (nacked) when the failure was
+// transient. SIGINT or SIGTERM stops pulling and lets the events in flight finish (for up
+// to --shutdown-grace). Nothing is fetched before the first event needs it: neither the
+// release nor the objects.
+func runWatch(ctx context.Context, e env, args []string) error {
+	start := time.Now()
+	fs := flagSet(e, "watch", "watch [--config FILE] --subscription projects/PROJECT/subscriptions/NAME [--concurrency N]\n\n"+
+		"Pulls the bucket's Cloud Storage notifications from a Pub/Sub subscription and judges every\n"+
+		"change to a protected object as the Cloud Function does: restore, evidence, alert. Prints one\n"+
+		"JSON line per decision, as check does. PUBSUB_EMULATOR_HOST and STORAGE_EMULATOR_HOST point\n"+
+		"it at the emulators. A message with the attribute tamperguard=audit runs a full audit.")
+	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	subName := fs.String("subscription", "", "the pull `subscription`: projects/PROJECT/subscriptions/NAME")
+	concurrency := fs.Int("concurrency", defaultConcurrency, "at most this many events are judged at once")
+	eventTimeout := fs.Duration("event-timeout", defaultEventTimeout, "give up on one event after this long (it is delivered again)")
+	grace := fs.Duration("shutdown-grace", defaultGrace, "on SIGINT/SIGTERM, how long the events in flight may take to finish")
+	maxAge := fs.Duration("max-event-age", function.DefaultMaxEventAge, "acknowledge older events without action (audits cover them); 0: any age")
+	retryDelay := fs.Duration("retry-delay", defaultRetryDelay, "after a transient failure, wait this long before handing the event back")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		fs.Usage()
+		return fmt.Errorf("watch takes no arguments (got %q)", pos[0])
+	}
+	m := subscriptionName.FindStringSubmatch(*subName)
+	if m == nil {
+		fs.Usage()
+		if *subName == "" {
+			return errors.New("--subscription is required")
+		}
+		return fmt.Errorf("--subscription %q is not projects/PROJECT/subscriptions/NAME", *subName)
+	}
+	project := m[1]
+	switch {
+	case *concurrency < 1 || *concurrency > 1000:
+		return fmt.Errorf("--concurrency %d: want 1 to 1000", *concurrency)
+	case *eventTimeout <= 0:
+		return errors.New("--event-timeout must be positive")
+	case *grace < 0 || *maxAge < 0 || *retryDelay < 0:
+		return errors.New("--shutdown-grace, --max-event-age and --retry-delay cannot be negative")
+	}
+	flagFile := ""
+	if wasSet(fs, "config") {
+		flagFile = *cfgFile
+	}
+
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := config.Load(flagFile, e.getenv)
+	if err != nil {
+		return err
+	}
+	client, closeStorage, err := e.storageClient(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting to Cloud Storage: %w", err)
+	}
+	defer closeStorage()
+	store := gcs.New(client)
+	var threads alerting.ThreadStore
+	if cfg.State.Bucket != "" {
+		threads = alerting.NewStateThreads(store, cfg.State.Bucket)
+	}
+	notifier, err := alerting.FromEnv(e.getenv, log, threads)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Logger: log, Notifier: notifier})
+	if err != nil {
+		return err
+	}
+	ps, err := newPubSubClient(ctx, project, e.getenv(envPubSubEmulator))
+	if err != nil {
+		return fmt.Errorf("connecting to Pub/Sub: %w", err)
+	}
+	defer ps.Close()
+	if err := checkSubscription(ctx, ps, *subName, log); err != nil {
+		return err
+	}
+
+	w := newWatcher(eng, log)
+	w.out, w.explain = e.stdout, e.stderr
+	w.concurrency, w.eventTimeout, w.grace, w.maxAge, w.retryDelay = *concurrency, *eventTimeout, *grace, *maxAge, *retryDelay
+	err = w.run(ctx, ps.Subscriber(*subName), func() {
+		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %d events at a time, %d rules from %s (Ctrl-C stops after the events in flight)\n",
+			time.Since(start).Milliseconds(), *subName, *concurrency, len(cfg.Rules), cfg.Origin)
+	})
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", *subName, err)
+	}
+	fmt.Fprintln(e.stderr, "tamperguard watch: stopped")
+	return nil
+}
+
+// checkSubscription fails early on the mistakes that would otherwise make watch wait
+// forever for nothing: no such subscription, a push subscription, or one whose topic was
+// deleted. Without permission to read the subscription's settings, it only warns.
+func checkSubscription(ctx context.Context, ps *pubsub.Client, name string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := ps.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: name})
+	switch status.Code(err) {
+	case codes.OK:
+	case codes.NotFound:
+		return fmt.Errorf("subscription %s does not exist: create it on the topic that the bucket's notifications go to", name)
+	case codes.PermissionDenied:
+		log.Warn("cannot read the subscription's settings (pubsub.subscriptions.get); pulling anyway", "subscription", name)
+		return nil
+	default:
+		return fmt.Errorf("reading subscription %s: %w", name, err)
+	}
+	if s.GetPushConfig().GetPushEndpoint() != "" {
+		return fmt.Errorf("subscription %s pushes to an endpoint; watch needs a pull subscription (or run serve behind the push)", name)
+	}
+	if s.GetTopic() == "_deleted-topic_" {
+		return fmt.Errorf("the topic of subscription %s was deleted: no notification can reach it", name)
+	}
+	return nil
+}
+
+// watcher judges the events pulled from a subscription. The watch command and the demo
+// share it.
+type watcher struct {
+	decide func(ctx context.Context, ev engine.Event) engine.Decision
+	audit  func(ctx context.Context, act bool, fn func(*engine.Decision)) error
+	log    *slog.Logger
+	now    func() time.Time
+
+	// out gets the JSON decision lines and explain the explanations (nil: not printed);
+	// observe, if set, hears every decision with when its message arrived.
+	out, explain io.Writer
+	observe      func(observed)
+
+	concurrency  int
+	eventTimeout time.Duration
+	grace        time.Duration
+	maxAge       time.Duration
+	retryDelay   time.Duration
+
+	mu sync.Mutex // whole lines on out and explain
+}
+
+// observed is one decision on one message.
+type observed struct {
+	Received time.Time
+	Request  function.Request
+	Decision engine.Decision
+}
+
+func newWatcher(eng *engine.Engine, log *slog.Logger) *watcher {
+	return &watcher{
+		decide: eng.Handle, audit: eng.Audit, log: log, now: time.Now,
+		concurrency: defaultConcurrency, eventTimeout: defaultEventTimeout, grace: defaultGrace,
+		maxAge: function.DefaultMaxEventAge, retryDelay: defaultRetryDelay,
+	}
+}
+
+// run pulls until ctx is done, then waits for the events in flight (their work is cut off
+// grace after ctx is done, and they are handed back). ready is called once pulling starts.
+func (w *watcher) run(ctx context.Context, sub *pubsub.Subscriber, ready func()) error {
+	sub.ReceiveSettings.NumGoroutines = 1
+	sub.ReceiveSettings.MaxOutstandingMessages = w.concurrency
+	sub.ReceiveSettings.MaxOutstandingBytes = 64 << 20
+	// Graceful: the library stops pulling, waits for every callback and sends their acks
+	// and nacks before Receive returns. The callbacks end within grace: their work context
+	// is cancelled then. (With a timed shutdown the library stops the stream without
+	// waiting for the last acks.)
+	sub.ReceiveSettings.ShutdownOptions = &pubsub.ShutdownOptions{Behavior: pubsub.ShutdownBehaviorWaitForProcessing, Timeout: -1}
+
+	// Work outlives ctx (a signal must not abort a restore half-way) but not by more than
+	// grace.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var graceTimer *time.Timer
+	var timerMu sync.Mutex
+	stop := context.AfterFunc(ctx, func() {
+		timerMu.Lock()
+		graceTimer = time.AfterFunc(w.grace, cancelWork)
+		timerMu.Unlock()
+	})
+	defer func() {
+		stop()
+		timerMu.Lock()
+		if graceTimer != nil {
+			graceTimer.Stop()
+		}
+		timerMu.Unlock()
+	}()
+
+	slots := make(chan struct{}, w.concurrency)
+	if ready != nil {
+		ready()
+	}
+	received := make(chan error, 1)
+	go func() {
+		received <- sub.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				m.Nack() // not started: another instance (or the next start) takes it
+				return
+			}
+			defer func() { <-slots }()
+			if ctx.Err() != nil {
+				m.Nack()
+				return
+			}
+			w.handle(work, ctx, m)
+		})
+	}()
+	var err error
+	select {
+	case err = <-received:
+	case <-ctx.Done():
+		// A backstop for work that ignores its cancelled context: give up waiting a while
+		// after the grace. What was not acknowledged is delivered again.
+		t := time.NewTimer(w.grace + abandonAfter)
+		select {
+		case err = <-received:
+		case <-t.C:
+			w.log.Error("events in flight did not finish after the shutdown grace; stopping anyway, they will be delivered again")
+			err = nil
+		}
+		t.Stop()
+	}
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// abandonAfter is how long after the shutdown grace watch waits for work that does not
+// end when cancelled.
+const abandonAfter = 10 * time.Second
+
+// handle decides on one message and acknowledges it, or hands it back after a transient
+// failure. work bounds the work; pulling ends when pull is done.
+func (w *watcher) handle(work, pull context.Context, m *pubsub.Message) {
+	received := w.now()
+	id := clipID(m.ID)
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("internal error while handling an event; acknowledged, an audit covers the object",
+				"message_id", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			m.Ack()
+		}
+	}()
+
+	req, err := function.DecodeMessage(m.ID, m.Attributes, m.Data, m.PublishTime)
+	if err != nil {
+		msg := "malformed message acknowledged without action"
+		var de *function.DecodeError
+		if errors.As(err, &de) && de.Unsupported {
+			msg = "unsupported message acknowledged without action"
+		}
+		w.log.Error(msg, "message_id", id, "problem", err.Error())
+		m.Ack()
+		return
+	}
+	if t := req.Event.Time; w.maxAge > 0 && !t.IsZero() && received.Sub(t) > w.maxAge {
+		w.log.Warn("event older than --max-event-age acknowledged without action; an audit judges the object",
+			"message_id", id, "event_time", t.UTC().Format(time.RFC3339Nano), "max_age", w.maxAge.String())
+		m.Ack()
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(work, w.eventTimeout)
+	defer cancel()
+	var retry bool
+	if req.Audit {
+		retry = w.runAudit(ctx, req, received)
+	} else {
+		d := w.decide(ctx, req.Event)
+		w.report(&d)
+		if w.observe != nil {
+			w.observe(observed{Received: received, Request: req, Decision: d})
+		}
+		// Work cut short by the deadline or the end of the shutdown grace is not final.
+		retry = d.Transient || ctx.Err() != nil
+	}
+	if !retry {
+		m.Ack()
+		return
+	}
+	if w.retryDelay > 0 {
+		t := time.NewTimer(w.retryDelay)
+		select {
+		case <-t.C:
+		case <-pull.Done():
+		}
+		t.Stop()
+	}
+	m.Nack()
+}
+
+// runAudit runs a requested audit and says whether the request is worth delivering again.
+func (w *watcher) runAudit(ctx context.Context, req function.Request, received time.Time) (retry bool) {
+	w.log.Info("audit requested", "message_id", clipID(req.MessageID))
+	var out outcome
+	transient := 0
+	err := w.audit(ctx, true, func(d *engine.Decision) {
+		out.add(d)
+		if d.Transient {
+			transient++
+		}
+		w.report(d)
+		if w.observe != nil {
+			w.observe(observed{Received: received, Request: req, Decision: *d})
+		}
+	})
+	attrs := []any{"message_id", clipID(req.MessageID), "result", summary(out.counts), "transient", transient}
+	switch {
+	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
+		w.log.Error("audit incomplete; the request will be delivered again", append(attrs, "error", err.Error())...)
+		return true
+	case err != nil:
+		w.log.Error("audit incomplete", append(attrs, "error", err.Error())...)
+	case transient > 0:
+		w.log.Error("audit finished with transient failures; the request will be delivered again", attrs...)
+		return true
+	default:
+		w.log.Info("audit finished", attrs...)
+	}
+	return false
+}
+
+// report prints a decision as check does: a JSON line, and for a person what it means.
+// Events that needed neither a verdict nor an action are not printed: objects no rule
+// covers, and the archive (or delete) event that is the shadow of an overwrite or the
+// pruning of an old generation (the new generation's finalize is judged on its own).
+func (w *watcher) report(d *engine.Decision) {
+	if d.Verdict == engine.VerdictIgnored && (d.Action == "" || d.Action == engine.ActionNone) {
+		w.log.Debug("event needs no verdict", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "reason", d.Reason)
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.out != nil {
+		if err := printDecision(w.out, d); err != nil {
+			w.log.Error("printing a decision failed", "error", err)
+		}
+	}
+	if w.explain != nil {
+		explainDecision(w.explain, d)
+	}
+}
+
+// clipID bounds a message ID for the log (they are the service's, but cost nothing to bound).
+func clipID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
