@@ -49,6 +49,7 @@ func commands() []command {
 		{"audit", "judge every object the rules cover, and report missing ones (--restore repairs)", runAudit},
 		{"watch", "pull the bucket's notifications from a Pub/Sub subscription and judge every change (restore, alert)", runWatch},
 		{"serve", "serve the Cloud Function locally through the Functions Framework (post CloudEvents to it)", runServe},
+		{"package", "write the Cloud Function's source archive (deterministic zip, built as the buildpack builds it)", runPackage},
 		{"verify", "check a local file against the signed release that vouches for it", runVerify},
 	}
 }

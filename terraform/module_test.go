@@ -1,0 +1,608 @@
+// Package terraform_test checks the Terraform module's least-privilege shape by reading its
+// source with HCL: which resources exist, who is granted what, how the function, buckets and
+// event delivery are configured. No provider, no network; terraform/check.sh runs the
+// module's own `terraform test` and tfsec on top of this.
+package terraform_test
+
+import (
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/tamperguard/tamperguard/internal/config"
+)
+
+// module is one directory of .tf files, parsed.
+type module struct {
+	src       map[string][]byte // file name → bytes, for expressions' source text
+	resources map[string]*hclsyntax.Block
+	data      map[string]*hclsyntax.Block
+	variables map[string]*hclsyntax.Block
+	outputs   map[string]*hclsyntax.Block
+	locals    map[string]*hclsyntax.Attribute
+	terraform []*hclsyntax.Block
+	comments  []string // every comment line, for the tfsec ignores
+}
+
+func load(t *testing.T, dir string) *module {
+	t.Helper()
+	m := &module{src: map[string][]byte{}, resources: map[string]*hclsyntax.Block{}, data: map[string]*hclsyntax.Block{},
+		variables: map[string]*hclsyntax.Block{}, outputs: map[string]*hclsyntax.Block{}, locals: map[string]*hclsyntax.Attribute{}}
+	names, err := filepath.Glob(filepath.Join(dir, "*.tf"))
+	require.NoError(t, err)
+	require.NotEmpty(t, names, "no .tf files in %s", dir)
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		f, diags := hclsyntax.ParseConfig(data, name, hcl.InitialPos)
+		require.False(t, diags.HasErrors(), "%s: %s", name, diags)
+		m.src[name] = data
+		for _, line := range strings.Split(string(data), "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "#") || strings.HasPrefix(l, "//") {
+				m.comments = append(m.comments, l)
+			}
+		}
+		for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+			key := strings.Join(b.Labels, ".")
+			var into map[string]*hclsyntax.Block
+			switch b.Type {
+			case "resource":
+				into = m.resources
+			case "data":
+				into = m.data
+			case "variable":
+				into = m.variables
+			case "output":
+				into = m.outputs
+			case "locals":
+				for n, a := range b.Body.Attributes {
+					_, dup := m.locals[n]
+					require.False(t, dup, "local %s defined twice", n)
+					m.locals[n] = a
+				}
+				continue
+			case "terraform":
+				m.terraform = append(m.terraform, b)
+				continue
+			default:
+				continue
+			}
+			_, dup := into[key]
+			require.False(t, dup, "%s %s defined twice", b.Type, key)
+			into[key] = b
+		}
+	}
+	return m
+}
+
+// text is an expression's source text.
+func (m *module) text(e hclsyntax.Expression) string {
+	r := e.Range()
+	return string(r.SliceBytes(m.src[r.Filename]))
+}
+
+// attr is the source text of a block's attribute ("" when absent).
+func (m *module) attr(b *hclsyntax.Block, name string) string {
+	if a, ok := b.Body.Attributes[name]; ok {
+		return m.text(a.Expr)
+	}
+	return ""
+}
+
+// value evaluates a literal attribute (no references).
+func value(t *testing.T, b *hclsyntax.Block, name string) cty.Value {
+	t.Helper()
+	a, ok := b.Body.Attributes[name]
+	require.True(t, ok, "attribute %s missing in %s %v", name, b.Type, b.Labels)
+	v, diags := a.Expr.Value(nil)
+	require.False(t, diags.HasErrors(), "%s %v: %s is not a literal: %s", b.Type, b.Labels, name, diags)
+	return v
+}
+
+// blocks returns the nested blocks of a type (dynamic blocks under their generated name).
+func blocks(b *hclsyntax.Block, typ string) []*hclsyntax.Block {
+	var out []*hclsyntax.Block
+	for _, nb := range b.Body.Blocks {
+		if nb.Type == typ || (nb.Type == "dynamic" && len(nb.Labels) == 1 && nb.Labels[0] == typ) {
+			out = append(out, nb)
+		}
+	}
+	return out
+}
+
+func block(t *testing.T, b *hclsyntax.Block, path ...string) *hclsyntax.Block {
+	t.Helper()
+	for _, p := range path {
+		bs := blocks(b, p)
+		require.Len(t, bs, 1, "%s %v: want one %s block", b.Type, b.Labels, p)
+		b = bs[0]
+	}
+	return b
+}
+
+func (m *module) resource(t *testing.T, key string) *hclsyntax.Block {
+	t.Helper()
+	r, ok := m.resources[key]
+	require.True(t, ok, "resource %s missing", key)
+	return r
+}
+
+func TestRequiredResources(t *testing.T) {
+	m := load(t, ".")
+	for _, key := range []string{
+		"google_cloudfunctions2_function.this",
+		"google_service_account.runtime",
+		"google_service_account.push",
+		"google_service_account.build",
+		"google_project_iam_custom_role.object_guard",
+		"google_storage_bucket.watched",
+		"google_storage_bucket.state",
+		"google_storage_bucket.source",
+		"google_storage_bucket_object.source",
+		"google_storage_notification.watched",
+		"google_pubsub_topic.events",
+		"google_pubsub_topic.audit",
+		"google_pubsub_topic.dead_letter",
+		"google_pubsub_subscription.events",
+		"google_pubsub_subscription.audit",
+		"google_pubsub_subscription.dead_letter",
+		"google_cloud_scheduler_job.audit",
+		"google_logging_metric.critical",
+		"google_monitoring_alert_policy.tampering",
+		"google_monitoring_alert_policy.undeliverable",
+		"google_monitoring_alert_policy.silent",
+		"google_org_policy_policy.deny_hmac",
+		"google_artifact_registry_repository.functions",
+	} {
+		m.resource(t, key)
+	}
+	assert.Contains(t, m.data, "google_storage_bucket.watched", "an existing watched bucket must be referenceable")
+}
+
+// TestForbidden: no long-lived credentials, no authoritative or ACL-based access control,
+// and allUsers only on the published objects' read, when asked for.
+func TestForbidden(t *testing.T) {
+	for _, dir := range []string{".", filepath.Join("examples", "basic")} {
+		m := load(t, dir)
+		for key, r := range m.resources {
+			typ := r.Labels[0]
+			switch {
+			case typ == "google_service_account_key", typ == "google_storage_hmac_key", typ == "google_apikeys_key":
+				t.Errorf("%s/%s: a long-lived credential", dir, key)
+			case strings.HasSuffix(typ, "_iam_policy"), strings.HasSuffix(typ, "_iam_binding"):
+				t.Errorf("%s/%s: authoritative IAM would remove other grants", dir, key)
+			case strings.Contains(typ, "_acl") || strings.Contains(typ, "access_control"):
+				t.Errorf("%s/%s: ACLs (uniform bucket-level access only)", dir, key)
+			}
+		}
+		for name, src := range m.src {
+			assert.NotContains(t, string(src), "allAuthenticatedUsers", name)
+			assert.NotContains(t, string(src), "archive_file", "%s: the module uses the google provider alone", name)
+		}
+	}
+
+	m := load(t, ".")
+	var public []string
+	for key, r := range m.resources {
+		if m.attr(r, "member") == `"allUsers"` || m.attr(r, "members") != "" && strings.Contains(m.attr(r, "members"), "allUsers") {
+			public = append(public, key)
+		}
+	}
+	require.Equal(t, []string{"google_storage_bucket_iam_member.public_read"}, public, "allUsers appears only in the public read grant")
+	r := m.resources["google_storage_bucket_iam_member.public_read"]
+	assert.Equal(t, `"roles/storage.legacyObjectReader"`, m.attr(r, "role"), "objects.get only: no listing")
+	assert.Equal(t, "google_storage_bucket.watched[0].name", m.attr(r, "bucket"))
+	assert.Contains(t, m.attr(r, "count"), "var.public_read")
+
+	var ignores []string
+	for _, c := range m.comments {
+		if strings.Contains(c, "tfsec:ignore") {
+			ignores = append(ignores, c)
+		}
+	}
+	require.Len(t, ignores, 1, "the only tfsec ignore is the public read of published objects")
+	assert.Contains(t, ignores[0], "tfsec:ignore:google-storage-no-public-access ")
+}
+
+// grant is one IAM grant, as written: resource type, role, the resource it is on.
+type grant struct {
+	key, role, on, condition string
+}
+
+func (g grant) String() string {
+	s := g.key + ": " + g.role + " on " + g.on
+	if g.condition != "" {
+		s += " if " + g.condition
+	}
+	return s
+}
+
+// grantTargets name the attribute that says what an IAM resource type grants on.
+var grantTargets = map[string]string{
+	"google_storage_bucket_iam_member":               "bucket",
+	"google_project_iam_member":                      "project",
+	"google_secret_manager_secret_iam_member":        "secret_id",
+	"google_cloud_run_v2_service_iam_member":         "name",
+	"google_artifact_registry_repository_iam_member": "repository",
+	"google_service_account_iam_member":              "service_account_id",
+	"google_pubsub_topic_iam_member":                 "topic",
+	"google_pubsub_subscription_iam_member":          "subscription",
+}
+
+// grants groups every IAM grant of the module by member expression.
+func grants(t *testing.T, m *module) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for key, r := range m.resources {
+		typ := r.Labels[0]
+		if !strings.HasSuffix(typ, "_iam_member") {
+			continue
+		}
+		target, ok := grantTargets[typ]
+		require.True(t, ok, "%s: an IAM resource type this test does not know; add it to grantTargets", key)
+		g := grant{key: key, role: m.attr(r, "role"), on: m.attr(r, target)}
+		if cs := blocks(r, "condition"); len(cs) > 0 {
+			g.condition = m.attr(cs[0], "expression")
+		}
+		member := m.attr(r, "member")
+		require.NotEmpty(t, member, "%s: grants go to one member", key)
+		out[member] = append(out[member], g.String())
+	}
+	for k := range out {
+		sort.Strings(out[k])
+	}
+	return out
+}
+
+// TestServiceAccountRoles: each identity holds exactly the grants listed here, each on one
+// resource; nothing else in the module grants anything to anyone.
+func TestServiceAccountRoles(t *testing.T) {
+	m := load(t, ".")
+	got := grants(t, m)
+	staging := `"resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/\")"`
+	want := map[string][]string{
+		"google_service_account.runtime.member": {
+			"google_secret_manager_secret_iam_member.runtime_slack: \"roles/secretmanager.secretAccessor\" on local.slack_secret.secret",
+			"google_storage_bucket_iam_member.runtime_state: google_project_iam_custom_role.object_guard.id on google_storage_bucket.state.name",
+			"google_storage_bucket_iam_member.runtime_watched: google_project_iam_custom_role.object_guard.id on local.watched_bucket",
+		},
+		"google_service_account.push.member": {
+			"google_cloud_run_v2_service_iam_member.push_invoker: \"roles/run.invoker\" on google_cloudfunctions2_function.this.service_config[0].service",
+		},
+		"google_service_account.build.member": {
+			"google_artifact_registry_repository_iam_member.build_images: \"roles/artifactregistry.writer\" on google_artifact_registry_repository.functions.name",
+			"google_project_iam_member.build_logs: \"roles/logging.logWriter\" on var.project_id",
+			"google_project_iam_member.build_staged_source: \"roles/storage.objectViewer\" on var.project_id if " + staging,
+			"google_storage_bucket_iam_member.build_source: \"roles/storage.objectViewer\" on google_storage_bucket.source.name",
+		},
+		// Service agents: Cloud Storage publishes notifications; Pub/Sub signs pushes as the
+		// push account and moves dead letters.
+		"local.gcs_agent": {
+			"google_pubsub_topic_iam_member.gcs_publishes_events: \"roles/pubsub.publisher\" on google_pubsub_topic.events.name",
+		},
+		"local.pubsub_agent": {
+			"google_pubsub_subscription_iam_member.pubsub_forwards_dead_letters: \"roles/pubsub.subscriber\" on each.value",
+			"google_pubsub_topic_iam_member.pubsub_publishes_dead_letters: \"roles/pubsub.publisher\" on google_pubsub_topic.dead_letter.name",
+			"google_service_account_iam_member.pubsub_mints_push_tokens: \"roles/iam.serviceAccountTokenCreator\" on google_service_account.push.name",
+		},
+		`"allUsers"`: {
+			"google_storage_bucket_iam_member.public_read: \"roles/storage.legacyObjectReader\" on google_storage_bucket.watched[0].name",
+		},
+	}
+	assert.Equal(t, want, got)
+
+	// The runtime's role: the five object permissions, nothing on buckets or IAM.
+	role := m.resource(t, "google_project_iam_custom_role.object_guard")
+	var perms []string
+	for _, v := range value(t, role, "permissions").AsValueSlice() {
+		perms = append(perms, v.AsString())
+	}
+	slices.Sort(perms)
+	assert.Equal(t, []string{"storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list", "storage.objects.update"}, perms)
+
+	// Project-wide grants: only logs, and a storage read limited by its condition.
+	for key, r := range m.resources {
+		if r.Labels[0] == "google_project_iam_member" && strings.Contains(m.attr(r, "role"), "storage") {
+			assert.NotEmpty(t, blocks(r, "condition"), "%s: a project-wide storage role without a condition", key)
+		}
+	}
+
+	// Who is each identity.
+	fn := m.resource(t, "google_cloudfunctions2_function.this")
+	assert.Equal(t, "google_service_account.runtime.email", m.attr(block(t, fn, "service_config"), "service_account_email"))
+	assert.Equal(t, "google_service_account.build.id", m.attr(block(t, fn, "build_config"), "service_account"))
+	for _, s := range []string{"events", "audit"} {
+		sub := m.resource(t, "google_pubsub_subscription."+s)
+		assert.Equal(t, "google_service_account.push.email", m.attr(block(t, sub, "push_config", "oidc_token"), "service_account_email"))
+	}
+	for _, sa := range []string{"runtime", "push", "build"} {
+		assert.Equal(t, `"${local.name}-`+sa+`"`, m.attr(m.resource(t, "google_service_account."+sa), "account_id"), "a dedicated account per role")
+	}
+}
+
+func TestFunction(t *testing.T) {
+	m := load(t, ".")
+	fn := m.resource(t, "google_cloudfunctions2_function.this")
+	build := block(t, fn, "build_config")
+	assert.Equal(t, cty.StringVal("go126"), value(t, build, "runtime"))
+	assert.Equal(t, cty.StringVal("VerifyObject"), value(t, build, "entry_point"))
+	src := block(t, build, "source", "storage_source")
+	assert.Equal(t, "google_storage_bucket_object.source.name", m.attr(src, "object"))
+	obj := m.resource(t, "google_storage_bucket_object.source")
+	assert.Equal(t, `"tamperguard-${filesha256(var.function_source_zip)}.zip"`, m.attr(obj, "name"), "the archive's name carries its hash, so new code redeploys")
+
+	svc := block(t, fn, "service_config")
+	assert.Equal(t, cty.StringVal("ALLOW_INTERNAL_ONLY"), value(t, svc, "ingress_settings"))
+	assert.Equal(t, "local.function_env", m.attr(svc, "environment_variables"))
+	assert.Empty(t, blocks(fn, "event_trigger"), "events arrive through the module's push subscriptions (dead letters need them)")
+
+	// The plain environment: configuration and settings, no secret.
+	env := m.text(m.locals["function_env"].Expr)
+	for _, k := range []string{"TAMPERGUARD_CONFIG", "TAMPERGUARD_LOG_LEVEL", "TAMPERGUARD_MAX_EVENT_AGE", "SLACK_CHANNEL"} {
+		assert.Contains(t, env, k+" ")
+	}
+	for _, k := range regexp.MustCompile(`\b[A-Z][A-Z0-9_]+\b`).FindAllString(env, -1) {
+		assert.NotRegexp(t, `TOKEN|WEBHOOK|SECRET|PASSWORD|KEY`, k, "a secret in the plain environment")
+	}
+	assert.Contains(t, m.text(m.locals["config_yaml"].Expr), "yamlencode(local.config)")
+
+	// The Slack credential: Secret Manager, pinned.
+	secrets := blocks(svc, "secret_environment_variables")
+	require.Len(t, secrets, 1)
+	content := block(t, secrets[0], "content")
+	assert.Equal(t, "var.slack.secret_version", m.attr(content, "version"))
+	assert.Contains(t, m.text(m.locals["slack_secret"].Expr), `"SLACK_BOT_TOKEN"`)
+	assert.Contains(t, m.text(m.locals["slack_secret"].Expr), `"SLACK_WEBHOOK_URL"`)
+	slack := m.variables["slack"]
+	require.NotNil(t, slack)
+	var pinned bool
+	for _, v := range blocks(slack, "validation") {
+		pinned = pinned || strings.Contains(m.attr(v, "condition"), "secret_version") && strings.Contains(m.attr(v, "error_message"), "latest")
+	}
+	assert.True(t, pinned, "slack.secret_version must be validated as a pinned version")
+}
+
+func TestBuckets(t *testing.T) {
+	m := load(t, ".")
+	for _, name := range []string{"watched", "state", "source"} {
+		b := m.resource(t, "google_storage_bucket."+name)
+		assert.Equal(t, cty.True, value(t, b, "uniform_bucket_level_access"), name)
+		assert.Equal(t, cty.True, value(t, block(t, b, "versioning"), "enabled"), name)
+	}
+	watched := m.resource(t, "google_storage_bucket.watched")
+	assert.Equal(t, "var.public_access_prevention", m.attr(watched, "public_access_prevention"))
+	assert.Equal(t, cty.StringVal("enforced"), value(t, m.resource(t, "google_storage_bucket.state"), "public_access_prevention"))
+	assert.Equal(t, cty.StringVal("enforced"), value(t, m.resource(t, "google_storage_bucket.source"), "public_access_prevention"))
+	for _, name := range []string{"watched", "state"} {
+		b := m.resource(t, "google_storage_bucket."+name)
+		assert.Equal(t, "var.soft_delete_retention_days * 86400", m.attr(block(t, b, "soft_delete_policy"), "retention_duration_seconds"), name)
+		assert.Equal(t, cty.False, value(t, b, "force_destroy"), name)
+	}
+	// Pruning only noncurrent generations, and never the newest noncurrent_versions_to_keep.
+	rules := blocks(watched, "lifecycle_rule")
+	require.Len(t, rules, 1)
+	cond := block(t, rules[0], "condition")
+	assert.Equal(t, cty.StringVal("ARCHIVED"), value(t, cond, "with_state"))
+	assert.Equal(t, "var.noncurrent_versions_to_keep", m.attr(cond, "num_newer_versions"))
+	assert.Equal(t, cty.StringVal("Delete"), value(t, block(t, rules[0], "action"), "type"))
+
+	v := m.variables["soft_delete_retention_days"]
+	require.NotNil(t, v)
+	assert.Contains(t, m.attr(block(t, v, "validation"), "condition"), ">= 7", "soft delete cannot be turned off")
+}
+
+func TestDelivery(t *testing.T) {
+	m := load(t, ".")
+	n := m.resource(t, "google_storage_notification.watched")
+	var kinds []string
+	for _, v := range value(t, n, "event_types").AsValueSlice() {
+		kinds = append(kinds, v.AsString())
+	}
+	assert.ElementsMatch(t, []string{"OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"}, kinds,
+		"all four kinds: in a versioned bucket a deletion is an archive")
+	assert.Equal(t, cty.StringVal("JSON_API_V1"), value(t, n, "payload_format"))
+	assert.Equal(t, "google_pubsub_topic.events.id", m.attr(n, "topic"))
+
+	for _, s := range []string{"events", "audit"} {
+		sub := m.resource(t, "google_pubsub_subscription."+s)
+		assert.Equal(t, "google_pubsub_topic."+s+".id", m.attr(sub, "topic"))
+		assert.Contains(t, m.attr(block(t, sub, "push_config"), "push_endpoint"), "/topics/${google_pubsub_topic."+s+".name}")
+		assert.Equal(t, "local.push_base", m.attr(block(t, sub, "push_config", "oidc_token"), "audience"))
+		assert.Equal(t, "google_pubsub_topic.dead_letter.id", m.attr(block(t, sub, "dead_letter_policy"), "dead_letter_topic"), s)
+		assert.Equal(t, "var.max_delivery_attempts", m.attr(block(t, sub, "dead_letter_policy"), "max_delivery_attempts"), s)
+		rp := block(t, sub, "retry_policy")
+		assert.Equal(t, cty.StringVal("10s"), value(t, rp, "minimum_backoff"), s)
+		assert.Equal(t, cty.StringVal(""), value(t, block(t, sub, "expiration_policy"), "ttl"), "%s must never expire", s)
+		assert.True(t, value(t, sub, "ack_deadline_seconds").Equals(cty.NumberIntVal(600)).True(), "%s: ack deadline 600 s", s)
+	}
+	assert.Equal(t, cty.StringVal(""), value(t, block(t, m.resource(t, "google_pubsub_subscription.dead_letter"), "expiration_policy"), "ttl"))
+
+	job := m.resource(t, "google_cloud_scheduler_job.audit")
+	target := block(t, job, "pubsub_target")
+	assert.Equal(t, "google_pubsub_topic.audit.id", m.attr(target, "topic_name"))
+	attrs, ok := target.Body.Attributes["attributes"]
+	require.True(t, ok)
+	v, diags := attrs.Expr.Value(nil)
+	require.False(t, diags.HasErrors())
+	assert.Equal(t, cty.ObjectVal(map[string]cty.Value{"tamperguard": cty.StringVal("audit")}), v)
+	assert.Equal(t, "var.audit_schedule", m.attr(job, "schedule"))
+	assert.Equal(t, cty.StringVal("*/15 * * * *"), value(t, m.variables["audit_schedule"], "default"))
+
+	metric := m.resource(t, "google_logging_metric.critical")
+	assert.Contains(t, m.attr(metric, "filter"), "severity>=CRITICAL")
+	assert.Equal(t, "var.notification_channels", m.attr(m.resource(t, "google_monitoring_alert_policy.tampering"), "notification_channels"))
+
+	hmac := m.resource(t, "google_org_policy_policy.deny_hmac")
+	assert.Equal(t, "var.deny_hmac_keys ? 1 : 0", m.attr(hmac, "count"))
+	assert.Equal(t, cty.False, value(t, m.variables["deny_hmac_keys"], "default"), "off by default: it needs org-policy rights")
+	assert.Contains(t, m.attr(hmac, "name"), "storage.restrictAuthTypes")
+	assert.Equal(t, `["in:ALL_HMAC_SIGNED_REQUESTS"]`, m.attr(block(t, hmac, "spec", "rules", "values"), "denied_values"))
+}
+
+// TestVariablesAndOutputs: every input has a type and a description, every output a
+// description, in the module and in the example.
+func TestVariablesAndOutputs(t *testing.T) {
+	for _, dir := range []string{".", filepath.Join("examples", "basic")} {
+		m := load(t, dir)
+		require.NotEmpty(t, m.variables, dir)
+		for name, v := range m.variables {
+			assert.NotEmpty(t, m.attr(v, "type"), "%s: variable %s has no type", dir, name)
+			assert.NotEmpty(t, strings.Trim(m.attr(v, "description"), `" `), "%s: variable %s has no description", dir, name)
+		}
+		for name, o := range m.outputs {
+			assert.NotEmpty(t, strings.Trim(m.attr(o, "description"), `" `), "%s: output %s has no description", dir, name)
+		}
+	}
+	m := load(t, ".")
+	assert.NotEmpty(t, m.outputs)
+	for _, name := range []string{"rules", "slack", "public_access_prevention", "name_prefix", "function_source_zip"} {
+		assert.NotEmpty(t, blocks(m.variables[name], "validation"), "variable %s has no validation", name)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	for _, dir := range []string{".", filepath.Join("examples", "basic")} {
+		m := load(t, dir)
+		require.Len(t, m.terraform, 1, dir)
+		tf := m.terraform[0]
+		assert.NotEmpty(t, m.attr(tf, "required_version"), dir)
+		rp := block(t, tf, "required_providers")
+		require.Len(t, rp.Body.Attributes, 1, "%s: the google provider alone", dir)
+		v, diags := rp.Body.Attributes["google"].Expr.Value(nil)
+		require.False(t, diags.HasErrors())
+		assert.Equal(t, "hashicorp/google", v.GetAttr("source").AsString(), dir)
+		assert.Regexp(t, `^~> [0-9]+\.[0-9]+$`, v.GetAttr("version").AsString(), "%s: pin the provider's major version", dir)
+	}
+}
+
+func TestCheckScript(t *testing.T) {
+	fi, err := os.Stat("check.sh")
+	require.NoError(t, err)
+	assert.NotZero(t, fi.Mode()&0o111, "check.sh must be executable")
+	data, err := os.ReadFile("check.sh")
+	require.NoError(t, err)
+	for _, step := range []string{"fmt -check", "validate", "test", "--minimum-severity HIGH"} {
+		assert.Contains(t, string(data), step)
+	}
+}
+
+// TestFormat runs terraform fmt -check when a terraform or tofu binary is there.
+func TestFormat(t *testing.T) {
+	bin := ""
+	for _, name := range []string{"terraform", "tofu"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Skip("no terraform or tofu binary on PATH: terraform fmt -check skipped (terraform/check.sh runs it where terraform is installed)")
+	}
+	cfg := filepath.Join(t.TempDir(), "cli.tfrc")
+	require.NoError(t, os.WriteFile(cfg, nil, 0o644))
+	cmd := exec.Command(bin, "fmt", "-check", "-recursive", "-diff", ".")
+	cmd.Env = append(os.Environ(), "CHECKPOINT_DISABLE=1", "TF_CLI_CONFIG_FILE="+cfg)
+	out, err := cmd.CombinedOutput()
+	assert.NoError(t, err, "terraform fmt would change:\n%s", out)
+}
+
+// TestReadme: the README's tables list every input and output, and the deploy steps use
+// the package command.
+func TestReadme(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(data)
+	m := load(t, ".")
+	for name := range m.variables {
+		assert.Contains(t, readme, "| `"+name+"` |", "README.md: input %s is not in the table", name)
+	}
+	for name := range m.outputs {
+		assert.Contains(t, readme, "| `"+name+"` |", "README.md: output %s is not in the table", name)
+	}
+	assert.Contains(t, readme, "tamperguard package -o")
+	assert.Contains(t, readme, "terraform apply")
+}
+
+// objectFields returns the attributes of an object type expression: object({...}), possibly
+// wrapped in optional(...) or list(...).
+func objectFields(t *testing.T, e hclsyntax.Expression) map[string]hclsyntax.Expression {
+	t.Helper()
+	call, ok := e.(*hclsyntax.FunctionCallExpr)
+	require.True(t, ok, "not a type constructor: %T", e)
+	switch call.Name {
+	case "optional", "list":
+		return objectFields(t, call.Args[0])
+	case "object":
+		cons, ok := call.Args[0].(*hclsyntax.ObjectConsExpr)
+		require.True(t, ok)
+		out := map[string]hclsyntax.Expression{}
+		for _, item := range cons.Items {
+			out[hcl.ExprAsKeyword(item.KeyExpr)] = item.ValueExpr
+		}
+		return out
+	}
+	t.Fatalf("unexpected type constructor %s", call.Name)
+	return nil
+}
+
+// yamlFields are the YAML keys of a configuration struct.
+func yamlFields(v any) []string {
+	var out []string
+	typ := reflect.TypeOf(v)
+	for i := range typ.NumField() {
+		tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if tag != "" && tag != "-" {
+			out = append(out, tag)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := slices.Collect(maps.Keys(m))
+	sort.Strings(out)
+	return out
+}
+
+// TestRulesMatchTheConfigurationFormat: the typed rules variable and the rendered
+// configuration use exactly the field names internal/config reads, so yamlencode produces
+// a configuration the function accepts (it refuses unknown fields).
+func TestRulesMatchTheConfigurationFormat(t *testing.T) {
+	m := load(t, ".")
+	rules := objectFields(t, m.variables["rules"].Body.Attributes["type"].Expr)
+	assert.Equal(t, yamlFields(config.Rule{}), keysOf(merge(rules, "bucket")), "a rule's fields (bucket is filled in by the module)")
+	assert.Equal(t, yamlFields(config.ReleaseSpec{}), keysOf(objectFields(t, rules["release"])))
+	assert.Equal(t, yamlFields(config.KeySpec{}), keysOf(objectFields(t, rules["keys"])))
+	assert.Equal(t, yamlFields(config.MetadataSpec{}), keysOf(objectFields(t, rules["metadata"])))
+
+	cons, ok := m.locals["config"].Expr.(*hclsyntax.ObjectConsExpr)
+	require.True(t, ok)
+	top := map[string]bool{}
+	for _, item := range cons.Items {
+		top[hcl.ExprAsKeyword(item.KeyExpr)] = true
+	}
+	assert.Equal(t, yamlFields(config.Config{}), keysOf(top))
+	assert.Equal(t, yamlFields(config.State{}), []string{"bucket"})
+}
+
+func merge(m map[string]hclsyntax.Expression, extra ...string) map[string]hclsyntax.Expression {
+	out := maps.Clone(m)
+	for _, k := range extra {
+		out[k] = nil
+	}
+	return out
+}
