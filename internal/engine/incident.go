@@ -106,6 +106,22 @@ func (e *Engine) claim(ctx context.Context, d *Decision) (*incident, error) {
 	return inc, nil
 }
 
+// own claims the incident for d, or records on d why it cannot: a failure to reach the
+// state bucket (transient) or another delivery owning it (duplicate).
+func (e *Engine) own(ctx context.Context, d *Decision) (*incident, bool) {
+	inc, err := e.claim(ctx, d)
+	if err != nil {
+		d.setErr(err)
+		d.Transient = true
+		return nil, false
+	}
+	if inc == nil {
+		d.Duplicate, d.Reason = true, ReasonDuplicate
+		return nil, false
+	}
+	return inc, true
+}
+
 func (e *Engine) forget(key string) {
 	e.mu.Lock()
 	delete(e.recent, key)

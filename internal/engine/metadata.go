@@ -59,14 +59,8 @@ func (e *Engine) checkMetadata(ctx context.Context, m config.Match, d *Decision,
 	if !act {
 		return
 	}
-	inc, err := e.claim(ctx, d)
-	if err != nil {
-		d.setErr(err)
-		d.Transient = true
-		return
-	}
-	if inc == nil {
-		d.Duplicate = true
+	inc, ok := e.own(ctx, d)
+	if !ok {
 		return
 	}
 	fixed.Custom = live.Meta.Custom
@@ -103,39 +97,18 @@ func (e *Engine) wantedMetadata(ctx context.Context, m config.Match, d *Decision
 	d.ReleaseInfo, d.Release = exp.Release, exp.Release.Tag
 	d.Signer = exp.Release.Signer.Scheme + ":" + exp.Release.Signer.Fingerprint
 	d.ExpectedSHA256 = exp.Entry.Digest.String()
-	versions, err := e.store.Versions(ctx, d.Bucket, d.Object)
-	if err != nil {
-		return want, fmt.Errorf("listing versions of %s: %w", gsPath(d.Bucket, d.Object, 0), err)
+	v, ok, err := e.goodVersion(ctx, d.Bucket, d.Object, exp.Entry.Digest, d.Generation)
+	if err != nil || !ok {
+		return want, err
 	}
-	tried := 0
-	for _, v := range versions {
-		if v.Generation == d.Generation || v.Size > e.maxSize {
-			continue
+	fill := func(dst *string, src string) {
+		if *dst == "" {
+			*dst = src
 		}
-		if tried == maxVersionCandidates {
-			break
-		}
-		tried++
-		sum, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, v.Generation)
-		if err != nil {
-			if errors.Is(err, ErrTransient) {
-				return want, err
-			}
-			continue
-		}
-		if sum != exp.Entry.Digest {
-			continue
-		}
-		fill := func(dst *string, src string) {
-			if *dst == "" {
-				*dst = src
-			}
-		}
-		fill(&want.ContentType, v.Meta.ContentType)
-		fill(&want.ContentEncoding, v.Meta.ContentEncoding)
-		fill(&want.ContentDisposition, v.Meta.ContentDisposition)
-		fill(&want.CacheControl, v.Meta.CacheControl)
-		break
 	}
+	fill(&want.ContentType, v.Meta.ContentType)
+	fill(&want.ContentEncoding, v.Meta.ContentEncoding)
+	fill(&want.ContentDisposition, v.Meta.ContentDisposition)
+	fill(&want.CacheControl, v.Meta.CacheControl)
 	return want, nil
 }

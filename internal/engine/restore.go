@@ -23,14 +23,8 @@ var ErrSourceMismatch = errors.New("restore source does not match the signed dig
 // respondTampered acts on a tampered generation: owns the incident, keeps evidence, restores
 // or quarantines as the rule says, and alerts.
 func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decision, j judged) {
-	inc, err := e.claim(ctx, d)
-	if err != nil {
-		d.setErr(err)
-		d.Transient = true
-		return
-	}
-	if inc == nil {
-		d.Duplicate, d.Reason = true, ReasonDuplicate
+	inc, ok := e.own(ctx, d)
+	if !ok {
 		return
 	}
 	d.BadCacheControl = j.attrs.Meta.CacheControl
@@ -192,14 +186,8 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 	if !act {
 		return
 	}
-	inc, err := e.claim(ctx, d)
-	if err != nil {
-		d.setErr(err)
-		d.Transient = true
-		return
-	}
-	if inc == nil {
-		d.Duplicate, d.Reason = true, ReasonDuplicate
+	inc, ok := e.own(ctx, d)
+	if !ok {
 		return
 	}
 	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, exp.Entry.Digest, 0, exp)
@@ -228,20 +216,12 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 	e.finish(ctx, inc, d)
 }
 
-// goodSource is where verified bytes for a restore come from.
-type goodSource struct {
-	name string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
-	meta Metadata
-	open func(ctx context.Context) (io.ReadCloser, error)
-}
-
-// goodSource finds bytes that hash to want: the newest other generation in the bucket
-// that does, else the release's own copy. Every candidate is hashed; a candidate that does
-// not match is never used. nil, nil means there is none.
-func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
+// goodVersion finds the newest generation other than skipGen whose bytes hash to want.
+// A candidate that cannot be read is passed over; a transient failure ends the search.
+func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64) (ObjectAttrs, bool, error) {
 	versions, err := e.store.Versions(ctx, bucket, object)
 	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return nil, fmt.Errorf("listing versions of %s: %w", gsPath(bucket, object, 0), err)
+		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", gsPath(bucket, object, 0), err)
 	}
 	tried := 0
 	for _, v := range versions {
@@ -255,18 +235,38 @@ func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object 
 		sum, _, err := e.hashGeneration(ctx, bucket, object, v.Generation)
 		if err != nil {
 			if errors.Is(err, ErrTransient) {
-				return nil, err
+				return ObjectAttrs{}, false, err
 			}
 			continue // pruned meanwhile, or unreadable: try the next one
 		}
 		if sum == want {
-			gen := v.Generation
-			return &goodSource{
-				name: gsPath(bucket, object, gen),
-				meta: v.Meta,
-				open: func(ctx context.Context) (io.ReadCloser, error) { return e.store.Open(ctx, bucket, object, gen) },
-			}, nil
+			return v, true, nil
 		}
+	}
+	return ObjectAttrs{}, false, nil
+}
+
+// goodSource is where verified bytes for a restore come from.
+type goodSource struct {
+	name string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
+	meta Metadata
+	open func(ctx context.Context) (io.ReadCloser, error)
+}
+
+// goodSource finds bytes that hash to want: the newest other generation in the bucket
+// that does, else the release's own copy. Every candidate is hashed; a candidate that does
+// not match is never used. nil, nil means there is none.
+func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
+	if v, ok, err := e.goodVersion(ctx, bucket, object, want, skipGen); err != nil {
+		return nil, err
+	} else if ok {
+		return &goodSource{
+			name: gsPath(bucket, object, v.Generation),
+			meta: v.Meta,
+			open: func(ctx context.Context) (io.ReadCloser, error) {
+				return e.store.Open(ctx, bucket, object, v.Generation)
+			},
+		}, nil
 	}
 	if exp.Release == nil {
 		return nil, nil
