@@ -167,6 +167,8 @@ func TestEmulatorWorkflow(t *testing.T) {
 	live, err = stack.Read(ctx, bucket, demo.ScriptName, 0)
 	require.NoError(t, err)
 	assert.Equal(t, string(rel.Script), string(live), "serve restored it too; serve log:\n%s", serve.Stdout)
-	assert.Contains(t, serve.Stdout.String(), `"restored_generation"`)
+	// The log line is copied from the process's pipe by a goroutine: wait for it.
+	_, _, err = serve.WaitStdout(ctx, regexp.MustCompile(`"restored_generation"`), 0)
+	assert.NoError(t, err, "serve log:\n%s", serve.Stdout)
 	require.NoError(t, serve.Stop(10*time.Second))
 }
