@@ -167,9 +167,9 @@ func New(opts Options) (*Engine, error) {
 // Config is the engine's configuration.
 func (e *Engine) Config() *config.Config { return e.cfg }
 
-// gsPath names an object for people; a name with unprintable bytes is quoted so that it
-// cannot forge a log line.
-func gsPath(bucket, object string, gen int64) string {
+// GSPath names an object for people; a name with unprintable bytes is quoted so that it
+// cannot forge a log line or drive a terminal.
+func GSPath(bucket, object string, gen int64) string {
 	if strings.IndexFunc(object, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
 		object = strconv.Quote(object)
 	}
@@ -206,7 +206,7 @@ func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object strin
 	j.attrs = attrs
 	if attrs.Size > e.maxSize {
 		j.verdict, j.reason = VerdictUnverifiable, ReasonObjectTooLarge
-		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", gsPath(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
+		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", GSPath(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
 		return j
 	}
 	exp, err := Expect(ctx, e.res, m, object, false)
@@ -257,10 +257,10 @@ func (e *Engine) hashGeneration(ctx context.Context, bucket, object string, gen 
 	defer r.Close()
 	d, n, err := HashReader(io.LimitReader(r, e.maxSize+1))
 	if err != nil {
-		return d, n, fmt.Errorf("reading %s: %w", gsPath(bucket, object, gen), err)
+		return d, n, fmt.Errorf("reading %s: %w", GSPath(bucket, object, gen), err)
 	}
 	if n > e.maxSize {
-		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", gsPath(bucket, object, gen), e.maxSize)
+		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", GSPath(bucket, object, gen), e.maxSize)
 	}
 	return d, n, nil
 }
@@ -275,17 +275,21 @@ func (d *Decision) fill(j judged) {
 	if j.verdict == VerdictOK || j.verdict == VerdictTampered {
 		d.ActualSHA256 = j.actual.String()
 	}
-	if j.exp.Release != nil {
-		d.ReleaseInfo = j.exp.Release
-		d.Release = j.exp.Release.Tag
-		d.Signer = j.exp.Release.Signer.Scheme + ":" + j.exp.Release.Signer.Fingerprint
-		if j.exp.Entry.Name != "" {
-			d.ExpectedSHA256 = j.exp.Entry.Digest.String()
-		}
-		d.Skipped = j.exp.Release.Skipped
-	}
+	d.expect(j.exp)
 	if j.err != nil {
 		d.Error = j.err.Error()
+	}
+}
+
+// expect records which signed release (and entry, when resolved) the decision rests on.
+func (d *Decision) expect(exp Expectation) {
+	if exp.Release == nil {
+		return
+	}
+	d.ReleaseInfo, d.Release, d.Skipped = exp.Release, exp.Release.Tag, exp.Release.Skipped
+	d.Signer = exp.Release.Signer.ID()
+	if exp.Entry.Name != "" {
+		d.ExpectedSHA256 = exp.Entry.Digest.String()
 	}
 }
 

@@ -625,3 +625,31 @@ rules:
 	assert.Equal(t, engine.VerdictUnverifiable, d.Verdict)
 	assert.Equal(t, engine.ReasonRollback, d.Reason, d.Error)
 }
+
+// Incidents are keyed by what happened, not only by generation: the same generation's
+// metadata tampered twice is put back twice, and an object deleted again after a restore
+// is restored again.
+func TestRepeatedIncidentsOnOneGeneration(t *testing.T) {
+	h := newHarness(t, harnessOpts{})
+	g := h.put("install.sh", h.good)
+	for i := 0; i < 2; i++ {
+		_, err := h.srv.Client.Bucket(bucket).Object("install.sh").Update(h.ctx, storage.ObjectAttrsToUpdate{ContentType: "text/html"})
+		require.NoError(t, err)
+		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g})
+		assert.Equal(t, engine.ActionMetadataRestored, d.Action, "round %d: %s %s", i, d.Reason, d.Error)
+	}
+
+	for i := 0; i < 2; i++ {
+		h.del("install.sh")
+		var ds []engine.Decision
+		require.NoError(t, h.eng.Audit(h.ctx, true, func(d *engine.Decision) {
+			if d.Object == "install.sh" {
+				ds = append(ds, *d)
+			}
+		}))
+		require.Len(t, ds, 1)
+		assert.Equal(t, engine.ActionRestored, ds[0].Action, "round %d: %s %s", i, ds[0].Reason, ds[0].Error)
+		_, b := h.live("install.sh")
+		assert.Equal(t, h.good, b)
+	}
+}

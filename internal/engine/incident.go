@@ -48,13 +48,22 @@ type incident struct {
 	record incidentRecord
 }
 
-func incidentKey(d *Decision) string {
-	return fmt.Sprintf("%s/%s#%d", d.Bucket, d.Object, d.Generation)
+// Incident kinds, part of the key: one generation can be written tampered, later deleted,
+// and have its metadata changed many times, and each of those is its own incident.
+const (
+	incidentTampered = ""
+	incidentGone     = ".gone"
+)
+
+func incidentMetadata(metageneration int64) string { return fmt.Sprintf(".m%d", metageneration) }
+
+func incidentKey(d *Decision, kind string) string {
+	return fmt.Sprintf("%s/%s#%d%s", d.Bucket, d.Object, d.Generation, kind)
 }
 
 // claim makes this delivery the owner of the incident, or returns nil when another one is.
-func (e *Engine) claim(ctx context.Context, d *Decision) (*incident, error) {
-	key := incidentKey(d)
+func (e *Engine) claim(ctx context.Context, d *Decision, kind string) (*incident, error) {
+	key := incidentKey(d, kind)
 	now := e.now()
 	e.mu.Lock()
 	for k, t := range e.recent {
@@ -73,7 +82,7 @@ func (e *Engine) claim(ctx context.Context, d *Decision) (*incident, error) {
 	if e.state == "" {
 		return inc, nil
 	}
-	inc.name = fmt.Sprintf("incidents/%s/%s/%d.json", d.Bucket, d.Object, d.Generation)
+	inc.name = fmt.Sprintf("incidents/%s/%s/%d%s.json", d.Bucket, d.Object, d.Generation, kind)
 	attrs, err := e.writeRecord(ctx, inc.name, Condition{DoesNotExist: true}, inc.record)
 	if err == nil {
 		inc.gen = attrs.Generation
@@ -108,8 +117,8 @@ func (e *Engine) claim(ctx context.Context, d *Decision) (*incident, error) {
 
 // own claims the incident for d, or records on d why it cannot: a failure to reach the
 // state bucket (transient) or another delivery owning it (duplicate).
-func (e *Engine) own(ctx context.Context, d *Decision) (*incident, bool) {
-	inc, err := e.claim(ctx, d)
+func (e *Engine) own(ctx context.Context, d *Decision, kind string) (*incident, bool) {
+	inc, err := e.claim(ctx, d, kind)
 	if err != nil {
 		d.setErr(err)
 		d.Transient = true

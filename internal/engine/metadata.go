@@ -59,7 +59,7 @@ func (e *Engine) checkMetadata(ctx context.Context, m config.Match, d *Decision,
 	if !act {
 		return
 	}
-	inc, ok := e.own(ctx, d)
+	inc, ok := e.own(ctx, d, incidentMetadata(live.Metageneration))
 	if !ok {
 		return
 	}
@@ -72,7 +72,7 @@ func (e *Engine) checkMetadata(ctx context.Context, m config.Match, d *Decision,
 		d.Action = ActionSkippedNewer // changed again meanwhile: that change has its own event
 	default:
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("putting metadata back on %s: %w", gsPath(d.Bucket, d.Object, live.Generation), err))
+		d.setErr(fmt.Errorf("putting metadata back on %s: %w", GSPath(d.Bucket, d.Object, live.Generation), err))
 		if d.Transient {
 			e.release(ctx, inc)
 			return
@@ -94,9 +94,7 @@ func (e *Engine) wantedMetadata(ctx context.Context, m config.Match, d *Decision
 		d.Reason = ReasonOf(err)
 		return want, err
 	}
-	d.ReleaseInfo, d.Release = exp.Release, exp.Release.Tag
-	d.Signer = exp.Release.Signer.Scheme + ":" + exp.Release.Signer.Fingerprint
-	d.ExpectedSHA256 = exp.Entry.Digest.String()
+	d.expect(exp)
 	v, ok, err := e.goodVersion(ctx, d.Bucket, d.Object, exp.Entry.Digest, d.Generation)
 	if err != nil || !ok {
 		return want, err

@@ -23,7 +23,7 @@ var ErrSourceMismatch = errors.New("restore source does not match the signed dig
 // respondTampered acts on a tampered generation: owns the incident, keeps evidence, restores
 // or quarantines as the rule says, and alerts.
 func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decision, j judged) {
-	inc, ok := e.own(ctx, d)
+	inc, ok := e.own(ctx, d, incidentTampered)
 	if !ok {
 		return
 	}
@@ -135,18 +135,18 @@ func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, src
 		return
 	case err != nil:
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("restoring %s from %s: %w", gsPath(d.Bucket, d.Object, 0), src.name, err))
+		d.setErr(fmt.Errorf("restoring %s from %s: %w", GSPath(d.Bucket, d.Object, 0), src.name, err))
 		return
 	}
 	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, attrs.Generation)
 	if err != nil {
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("reading back restored %s: %w", gsPath(d.Bucket, d.Object, attrs.Generation), err))
+		d.setErr(fmt.Errorf("reading back restored %s: %w", GSPath(d.Bucket, d.Object, attrs.Generation), err))
 		return
 	}
 	if got != want {
 		d.Action, d.Reason = ActionFailed, ReasonRestoreMismatch
-		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", gsPath(d.Bucket, d.Object, attrs.Generation), got, want))
+		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", GSPath(d.Bucket, d.Object, attrs.Generation), got, want))
 		return
 	}
 	d.Action, d.RestoredGeneration, d.Restored, d.Source = ActionRestored, attrs.Generation, e.now(), src.name
@@ -162,7 +162,7 @@ func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 		d.Action = ActionSkippedNewer
 	default:
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("quarantining %s: %w", gsPath(d.Bucket, d.Object, bad.Generation), err))
+		d.setErr(fmt.Errorf("quarantining %s: %w", GSPath(d.Bucket, d.Object, bad.Generation), err))
 	}
 }
 
@@ -180,13 +180,20 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 		}
 		return
 	}
-	d.ReleaseInfo, d.Release = exp.Release, exp.Release.Tag
-	d.Signer = exp.Release.Signer.Scheme + ":" + exp.Release.Signer.Fingerprint
-	d.ExpectedSHA256 = exp.Entry.Digest.String()
+	d.expect(exp)
 	if !act {
 		return
 	}
-	inc, ok := e.own(ctx, d)
+	if deletedGen == 0 {
+		// Found missing by a check or an audit: what was deleted is the newest generation,
+		// if there is one. Keying the incident on it makes the audit and the archive event
+		// one incident, and a later deletion a new one.
+		if vs, err := e.store.Versions(ctx, d.Bucket, d.Object); err == nil && len(vs) > 0 {
+			deletedGen = vs[0].Generation
+		}
+		d.Generation = deletedGen
+	}
+	inc, ok := e.own(ctx, d, incidentGone)
 	if !ok {
 		return
 	}
@@ -221,7 +228,7 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64) (ObjectAttrs, bool, error) {
 	versions, err := e.store.Versions(ctx, bucket, object)
 	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", gsPath(bucket, object, 0), err)
+		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", GSPath(bucket, object, 0), err)
 	}
 	tried := 0
 	for _, v := range versions {
@@ -261,7 +268,7 @@ func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object 
 		return nil, err
 	} else if ok {
 		return &goodSource{
-			name: gsPath(bucket, object, v.Generation),
+			name: GSPath(bucket, object, v.Generation),
 			meta: v.Meta,
 			open: func(ctx context.Context) (io.ReadCloser, error) {
 				return e.store.Open(ctx, bucket, object, v.Generation)
@@ -339,7 +346,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 // keepEvidence copies the bad generation into the state bucket with its metadata.
 func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, error) {
 	if e.state == "" {
-		return gsPath(bad.Bucket, bad.Name, bad.Generation) + " (noncurrent version)", nil
+		return GSPath(bad.Bucket, bad.Name, bad.Generation) + " (noncurrent version)", nil
 	}
 	name := fmt.Sprintf("evidence/%s/%s/%d", bad.Bucket, bad.Name, bad.Generation)
 	r, err := e.store.Open(ctx, bad.Bucket, bad.Name, bad.Generation)
@@ -359,9 +366,9 @@ func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, err
 	meta.Custom = custom
 	_, err = e.store.Write(ctx, e.state, name, Condition{DoesNotExist: true}, meta, r)
 	if err != nil && !errors.Is(err, ErrPrecondition) {
-		return "", fmt.Errorf("keeping evidence of %s: %w", gsPath(bad.Bucket, bad.Name, bad.Generation), err)
+		return "", fmt.Errorf("keeping evidence of %s: %w", GSPath(bad.Bucket, bad.Name, bad.Generation), err)
 	}
-	return "gs://" + e.state + "/" + name, nil
+	return GSPath(e.state, name, 0), nil
 }
 
 func isTransientRelease(err error) bool {
