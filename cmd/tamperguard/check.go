@@ -119,7 +119,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "check", "check [--config FILE] [--restore] gs://BUCKET/OBJECT[#GENERATION]...\n\n"+
 		"Judges the live generation (or the one given) of each object against its signed release.\n"+
 		"With --restore, a tampered object is repaired as its rule says (restore, quarantine or alert).")
-	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	configFile := configFlag(fs)
 	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	pos, err := parseInterspersed(fs, args)
@@ -142,10 +142,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		}
 		targets = append(targets, target{b, o, g})
 	}
-	flagFile := ""
-	if wasSet(fs, "config") {
-		flagFile = *cfgFile
-	}
+	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)
@@ -170,10 +167,9 @@ func runCheck(ctx context.Context, e env, args []string) error {
 
 // explainDecision says on stderr, for a person, what a non-ok decision means.
 func explainDecision(w io.Writer, d *engine.Decision) {
-	where := fmt.Sprintf("gs://%s/%s", d.Bucket, d.Object)
-	if d.Generation != 0 {
-		where += "#" + strconv.FormatInt(d.Generation, 10)
-	}
+	// The object name comes from the bucket: GSPath quotes it if it holds bytes that could
+	// drive a terminal.
+	where := engine.GSPath(d.Bucket, d.Object, d.Generation)
 	switch d.Verdict {
 	case engine.VerdictOK, engine.VerdictIgnored:
 		return
@@ -199,7 +195,7 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 func runAudit(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "audit", "audit [--config FILE] [--restore]\n\n"+
 		"Judges every object that a rule covers, and reports objects that rules name but that are missing.")
-	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	configFile := configFlag(fs)
 	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
 	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
 	pos, err := parseInterspersed(fs, args)
@@ -210,10 +206,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("audit takes no arguments (got %q)", pos[0])
 	}
-	flagFile := ""
-	if wasSet(fs, "config") {
-		flagFile = *cfgFile
-	}
+	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)

@@ -13,6 +13,7 @@ import (
 
 	"cloud.google.com/go/storage"
 
+	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 )
 
@@ -144,6 +145,18 @@ func flagSet(e env, name, usageLine string) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// configFlag defines --config and returns what to hand config.Load after parsing: the
+// file when the flag was given, else "" so the environment is consulted before the default.
+func configFlag(fs *flag.FlagSet) func() string {
+	file := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	return func() string {
+		if !wasSet(fs, "config") {
+			return ""
+		}
+		return *file
+	}
 }
 
 // wasSet reports whether the flag was given on the command line.

@@ -19,7 +19,7 @@ import (
 // testdata/events/README.md). It stops on SIGINT/SIGTERM after the events in flight.
 func runServe(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "serve", "serve [--config FILE] [--host HOST] [--port PORT]")
-	configFile := fs.String("config", "", "configuration file (default: $TAMPERGUARD_CONFIG, $TAMPERGUARD_CONFIG_FILE, ./tamperguard.yaml)")
+	configFile := configFlag(fs)
 	host := fs.String("host", "localhost", "address to listen on (0.0.0.0: every interface)")
 	port := fs.String("port", "8080", "port to listen on (0: any free port; default $PORT if set, else 8080)")
 	if err := fs.Parse(args); err != nil {
@@ -41,7 +41,7 @@ func runServe(ctx context.Context, e env, args []string) error {
 	}
 	log := cloudlog.New(e.stdout, level)
 
-	h, err := function.FromEnv(ctx, function.Env{Getenv: e.getenv, ConfigFile: *configFile, StorageClient: e.storageClient, Logger: log})
+	h, err := function.FromEnv(ctx, function.Env{Getenv: e.getenv, ConfigFile: configFile(), StorageClient: e.storageClient, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "verify", "verify [--config FILE] [--bucket NAME] --object NAME FILE\n\n"+
 		"Checks a local copy of a published object (FILE, or - for stdin) against the digest in\n"+
 		"the signed release that the configuration's rule for NAME trusts.")
-	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	configFile := configFlag(fs)
 	object := fs.String("object", "", "the published object `name` FILE claims to be (or gs://BUCKET/NAME)")
 	bucket := fs.String("bucket", "", "the `bucket` whose rule applies, when several rules match NAME")
 	pos, err := parseInterspersed(fs, args)
@@ -45,10 +45,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		return errors.New("need --object NAME and exactly one FILE")
 	}
 	file := pos[0]
-	flagFile := ""
-	if wasSet(fs, "config") {
-		flagFile = *cfgFile
-	}
+	flagFile := configFile()
 	cfg, err := config.Load(flagFile, e.getenv)
 	if err != nil {
 		return err
@@ -87,7 +84,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	if r.Release != nil {
 		line.Release = r.Release.Tag
-		line.Signer = r.Release.Signer.Scheme + ":" + r.Release.Signer.Fingerprint
+		line.Signer = r.Release.Signer.ID()
 	}
 	if r.Err != nil {
 		line.Error = r.Err.Error()

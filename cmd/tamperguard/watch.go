@@ -73,7 +73,7 @@ func runWatch(ctx context.Context, e env, args []string) error {
 		"change to a protected object as the Cloud Function does: restore, evidence, alert. Prints one\n"+
 		"JSON line per decision, as check does. PUBSUB_EMULATOR_HOST and STORAGE_EMULATOR_HOST point\n"+
 		"it at the emulators. A message with the attribute tamperguard=audit runs a full audit.")
-	cfgFile := fs.String("config", config.DefaultFile, "configuration `file` (else $"+config.EnvConfig+" or $"+config.EnvConfigFile+")")
+	configFile := configFlag(fs)
 	subName := fs.String("subscription", "", "the pull `subscription`: projects/PROJECT/subscriptions/NAME")
 	concurrency := fs.Int("concurrency", defaultConcurrency, "at most this many events are judged at once")
 	eventTimeout := fs.Duration("event-timeout", defaultEventTimeout, "give up on one event after this long (it is delivered again)")
@@ -105,10 +105,7 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	case *grace < 0 || *maxAge < 0 || *retryDelay < 0:
 		return errors.New("--shutdown-grace, --max-event-age and --retry-delay cannot be negative")
 	}
-	flagFile := ""
-	if wasSet(fs, "config") {
-		flagFile = *cfgFile
-	}
+	flagFile := configFile()
 
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg, err := config.Load(flagFile, e.getenv)

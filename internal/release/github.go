@@ -191,27 +191,14 @@ func (s *GitHubSource) candidates(ctx context.Context) ([]Candidate, error) {
 // getJSON GETs an API document into v and returns the next page's URL from the Link header
 // (nil when there is none). The next URL must be on the API's own origin: the token goes there.
 func (s *GitHubSource) getJSON(ctx context.Context, u *url.URL, what string, v any) (*url.URL, error) {
-	ctx, cancel := context.WithTimeout(ctx, docTimeout)
-	defer cancel()
-	resp, err := s.get.request(ctx, u, what, ErrNotFound, githubJSON)
+	data, header, err := s.get.documentWithHeader(ctx, u, what, maxJSONBytes, githubJSON)
 	if err != nil {
 		return nil, err
-	}
-	defer discard(resp)
-	if resp.ContentLength > maxJSONBytes {
-		return nil, fmt.Errorf("%w: %s %s: %d bytes, more than the limit of %d", ErrInvalid, what, show(u), resp.ContentLength, maxJSONBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBytes+1))
-	if err != nil {
-		return nil, s.get.transportError(ctx, what, u, err)
-	}
-	if len(data) > maxJSONBytes {
-		return nil, fmt.Errorf("%w: %s %s: more than the limit of %d bytes", ErrInvalid, what, show(u), maxJSONBytes)
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalid, what, show(u), jsonError(err))
 	}
-	link := nextLink(resp.Header.Values("Link"))
+	link := nextLink(header.Values("Link"))
 	if link == "" {
 		return nil, nil
 	}

@@ -582,24 +582,30 @@ func discard(resp *http.Response) {
 // document downloads a small document of at most limit bytes. A missing one wraps
 // ErrNotFound; a larger one is refused (ErrInvalid), never truncated.
 func (g *getter) document(ctx context.Context, u *url.URL, what string, limit int64, accept string) ([]byte, error) {
+	data, _, err := g.documentWithHeader(ctx, u, what, limit, accept)
+	return data, err
+}
+
+// documentWithHeader is document that also returns the response's header (GitHub's Link).
+func (g *getter) documentWithHeader(ctx context.Context, u *url.URL, what string, limit int64, accept string) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, docTimeout)
 	defer cancel()
 	resp, err := g.request(ctx, u, what, ErrNotFound, accept)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer discard(resp)
 	if resp.ContentLength > limit {
-		return nil, fmt.Errorf("%w: %s %s: %d bytes, more than the limit of %d", ErrInvalid, what, show(u), resp.ContentLength, limit)
+		return nil, nil, fmt.Errorf("%w: %s %s: %d bytes, more than the limit of %d", ErrInvalid, what, show(u), resp.ContentLength, limit)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, g.transportError(ctx, what, u, err)
+		return nil, nil, g.transportError(ctx, what, u, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: %s %s: more than the limit of %d bytes", ErrInvalid, what, show(u), limit)
+		return nil, nil, fmt.Errorf("%w: %s %s: more than the limit of %d bytes", ErrInvalid, what, show(u), limit)
 	}
-	return data, nil
+	return data, resp.Header, nil
 }
 
 // stream opens a released file for the caller to hash. A missing one wraps notFound.

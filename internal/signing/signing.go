@@ -37,6 +37,9 @@ type Signer struct {
 	Identity    string // openpgp primary uid / ssh key comment / "" for cosign; for humans only
 }
 
+// ID is the signer as "scheme:fingerprint": the form decision lines carry.
+func (s Signer) ID() string { return s.Scheme + ":" + s.Fingerprint }
+
 // String is for logs and alerts: scheme, shortened fingerprint, identity.
 func (s Signer) String() string {
 	if s.Scheme == "" {
