@@ -155,7 +155,7 @@ func New(opts Options) (*Engine, error) {
 		e.maxSize = 5 << 30
 	}
 	if e.res == nil {
-		ro := release.ResolverOptions{TTL: time.Duration(opts.Config.ReleaseTTL)}
+		ro := release.ResolverOptions{TTL: time.Duration(opts.Config.ReleaseTTL), Now: e.now}
 		if e.state != "" {
 			ro.Marks = &stateMarks{store: e.store, bucket: e.state}
 		}
@@ -194,6 +194,9 @@ type judged struct {
 // the release once more, uncached, before a mismatch counts.
 func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object string, gen int64) judged {
 	var j judged
+	// Any release lookup that starts from here on started after the judged generation was
+	// written: only such a lookup may declare a mismatch.
+	begun := e.now()
 	attrs, err := e.store.Attrs(ctx, bucket, object, gen)
 	if err != nil {
 		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
@@ -209,7 +212,7 @@ func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object strin
 		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", GSPath(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
 		return j
 	}
-	exp, err := Expect(ctx, e.res, m, object, false)
+	exp, err := Expect(ctx, e.res, m, object, time.Time{})
 	j.exp = exp
 	if err != nil {
 		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonOf(err), err
@@ -230,8 +233,8 @@ func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object strin
 		j.verdict = VerdictOK
 		return j
 	}
-	if exp.Release.Fetched.Before(e.now().Add(-time.Second)) {
-		fresh, err := Expect(ctx, e.res, m, object, true)
+	if exp.Release.Fetched.Before(begun) {
+		fresh, err := Expect(ctx, e.res, m, object, begun)
 		if err != nil {
 			j.exp = fresh
 			j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonOf(err), err

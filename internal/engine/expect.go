@@ -73,10 +73,11 @@ type Expectation struct {
 	Entry   checksum.Entry
 }
 
-// Expect resolves the signed digest for object under the matched rule. fresh bypasses the
-// release cache; it is used once more before a mismatch is declared.
-func Expect(ctx context.Context, res *release.Resolver, m config.Match, object string, fresh bool) (Expectation, error) {
-	rel, err := res.Resolve(ctx, m.Rule.Source(), m.Tag, fresh)
+// Expect resolves the signed digest for object under the matched rule. startedAfter, when
+// set, asks for a release lookup that started at or after that instant (see
+// release.Resolver.Resolve); it is used once more before a mismatch is declared.
+func Expect(ctx context.Context, res *release.Resolver, m config.Match, object string, startedAfter time.Time) (Expectation, error) {
+	rel, err := res.Resolve(ctx, m.Rule.Source(), m.Tag, startedAfter)
 	if err != nil {
 		return Expectation{}, err
 	}
@@ -135,8 +136,8 @@ func VerifyLocal(ctx context.Context, res *release.Resolver, m config.Match, obj
 	}
 	out.Actual, out.Size = &actual, size
 	started := time.Now()
-	for _, fresh := range []bool{false, true} {
-		exp, err := Expect(ctx, res, m, object, fresh)
+	for _, after := range []time.Time{{}, started} {
+		exp, err := Expect(ctx, res, m, object, after)
 		out.Release = exp.Release
 		if err != nil {
 			out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonOf(err), err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tamperguard/tamperguard/internal/config"
 )
@@ -89,7 +90,7 @@ func (e *Engine) wantedMetadata(ctx context.Context, m config.Match, d *Decision
 	if want.ContentType != "" && want.ContentEncoding != "" && want.CacheControl != "" && want.ContentDisposition != "" {
 		return want, nil
 	}
-	exp, err := Expect(ctx, e.res, m, d.Object, false)
+	exp, err := Expect(ctx, e.res, m, d.Object, time.Time{})
 	if err != nil {
 		d.Reason = ReasonOf(err)
 		return want, err

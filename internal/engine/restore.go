@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/config"
@@ -170,7 +171,7 @@ func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 // the generation whose deletion was reported (0 if unknown).
 func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision, deletedGen int64, act bool) {
 	d.Verdict = VerdictMissing
-	exp, err := Expect(ctx, e.res, m, d.Object, false)
+	exp, err := Expect(ctx, e.res, m, d.Object, time.Time{})
 	if err != nil {
 		d.Verdict, d.Reason = VerdictUnverifiable, ReasonOf(err)
 		d.setErr(err)

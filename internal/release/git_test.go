@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -154,7 +155,7 @@ func TestGitLatest(t *testing.T) {
 	ctx := context.Background()
 	src, err := NewGit(fixture(t, "git", "uploader.git"), "SHA256SUMS", maintainerKeys(t))
 	require.NoError(t, err)
-	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, false)
+	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	var skipped []string
@@ -167,7 +168,7 @@ func TestGitLatest(t *testing.T) {
 	only := fixtureKeys(t, []string{"maintainer-ed25519.asc"}, nil)
 	src2, err := NewGit(fixture(t, "git", "uploader.git"), "SHA256SUMS", only)
 	require.NoError(t, err)
-	rel, err = NewResolver(ResolverOptions{}).Resolve(ctx, src2, Latest, false)
+	rel, err = NewResolver(ResolverOptions{}).Resolve(ctx, src2, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.0.0", rel.Tag)
 	assert.Len(t, rel.Skipped, 5)
@@ -179,7 +180,7 @@ func TestGitRollbackWhenNewestTagDeleted(t *testing.T) {
 	src, err := NewGit(dir, "SHA256SUMS", maintainerKeys(t))
 	require.NoError(t, err)
 	r := NewResolver(ResolverOptions{})
-	rel, err := r.Resolve(ctx, src, Latest, false)
+	rel, err := r.Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, "v1.2.0", rel.Tag)
 
@@ -187,7 +188,7 @@ func TestGitRollbackWhenNewestTagDeleted(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, repo.Storer.RemoveReference(plumbing.NewTagReferenceName("v1.2.0")))
 
-	_, err = r.Resolve(ctx, src, Latest, true)
+	_, err = r.Resolve(ctx, src, Latest, time.Now())
 	require.ErrorIs(t, err, ErrRollback)
 	assert.Contains(t, err.Error(), "v1.1.0")
 	assert.Contains(t, err.Error(), "v1.2.0")
@@ -209,7 +210,7 @@ func TestGitReplayedTagObjectRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), `signed as "v1.0.0"`)
 
 	// And "latest" skips it, reporting why.
-	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, false)
+	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	require.NotEmpty(t, rel.Skipped)
@@ -244,7 +245,7 @@ func TestGitRemoteOverHTTP(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0", "sha1-signed", "expired-signed"}, tags)
 
-	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, false)
+	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	f, err := rel.Open(ctx, "install.sh")

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Latest is the tag that asks for the newest release signed by a pinned key.
@@ -82,19 +80,27 @@ type Resolver struct {
 	marks MarkStore
 	now   func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached
-	group singleflight.Group
+	mu       sync.Mutex
+	cache    map[string]cached
+	inflight map[string]*call // the newest fetch in progress per source and tag
 }
 
 type cached struct {
 	rel     *Release
-	fetched time.Time
+	fetched time.Time // when the fetch that produced rel started
+}
+
+// call is one fetch in progress, shared by every lookup that may use it.
+type call struct {
+	started time.Time
+	done    chan struct{}
+	rel     *Release
+	err     error
 }
 
 // NewResolver returns a Resolver.
 func NewResolver(opts ResolverOptions) *Resolver {
-	r := &Resolver{ttl: opts.TTL, marks: opts.Marks, now: opts.Now, cache: make(map[string]cached)}
+	r := &Resolver{ttl: opts.TTL, marks: opts.Marks, now: opts.Now, cache: make(map[string]cached), inflight: make(map[string]*call)}
 	if r.ttl <= 0 {
 		r.ttl = DefaultTTL
 	}
@@ -107,57 +113,77 @@ func NewResolver(opts ResolverOptions) *Resolver {
 	return r
 }
 
-// Resolve returns the verified release tag ("latest" or an exact tag) from src. With
-// fresh it ignores the cache: a mismatch is only declared against a release fetched anew,
-// so a maintainer who signed and then uploaded is never reverted by a stale cache.
-func (r *Resolver) Resolve(ctx context.Context, src Source, tag string, fresh bool) (*Release, error) {
+// Resolve returns the verified release tag ("latest" or an exact tag) from src.
+//
+// startedAfter, when set, asks for a release read by a lookup that started at or after that
+// instant (on the Resolver's clock): neither a cached release nor a fetch already in flight
+// that started earlier is used. A mismatch is only declared against such a lookup, started
+// after the judged bytes were written, so a maintainer who signs and then uploads is never
+// reverted because a lookup began a moment before the new release existed. Zero allows
+// the cache within its TTL.
+func (r *Resolver) Resolve(ctx context.Context, src Source, tag string, startedAfter time.Time) (*Release, error) {
 	if tag == "" {
 		tag = Latest
 	}
 	key := src.Key() + "\x00" + tag
-	if !fresh {
-		r.mu.Lock()
-		c, ok := r.cache[key]
-		r.mu.Unlock()
-		ttl := r.ttl
-		if tag != Latest {
-			ttl = max(r.ttl, exactTTL)
-		}
-		if ok && r.now().Sub(c.fetched) < ttl {
-			return c.rel, nil
-		}
+	ttl := r.ttl
+	if tag != Latest {
+		ttl = max(r.ttl, exactTTL)
 	}
-	// The fetch is shared, so it must not die with the first caller's context; each caller
-	// still stops waiting when its own context ends.
-	ch := r.group.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
-		defer cancel()
-		started := r.now()
-		var rel *Release
-		var err error
-		if tag == Latest {
-			rel, err = r.latest(fctx, src)
-		} else {
-			rel, err = src.Fetch(fctx, tag)
-		}
-		if err != nil {
-			return nil, err
-		}
-		rel.Fetched = started
-		r.mu.Lock()
-		r.cache[key] = cached{rel: rel, fetched: started}
+	now := r.now()
+	r.mu.Lock()
+	if c, ok := r.cache[key]; ok && now.Sub(c.fetched) < ttl && !c.fetched.Before(startedAfter) {
 		r.mu.Unlock()
-		return rel, nil
-	})
+		return c.rel, nil
+	}
+	cl, ok := r.inflight[key]
+	if !ok || cl.started.Before(startedAfter) {
+		cl = &call{started: r.now(), done: make(chan struct{})}
+		r.inflight[key] = cl
+		go r.fetch(ctx, key, src, tag, cl)
+	}
+	r.mu.Unlock()
 	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, res.Err
-		}
-		return res.Val.(*Release), nil
+	case <-cl.done:
+		return cl.rel, cl.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, src.Key(), ctx.Err())
 	}
+}
+
+// fetch runs one shared fetch. It must not die with the first caller's context (others
+// wait on it); each caller still stops waiting when its own context ends.
+func (r *Resolver) fetch(ctx context.Context, key string, src Source, tag string, cl *call) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+	defer cancel()
+	var rel *Release
+	var err error
+	if tag == Latest {
+		rel, err = r.latest(fctx, src)
+	} else {
+		rel, err = src.Fetch(fctx, tag)
+	}
+	if err == nil {
+		rel.Fetched = cl.started
+	}
+	r.mu.Lock()
+	if c, ok := r.cache[key]; ok && errors.Is(err, ErrRollback) && c.fetched.After(cl.started) {
+		// A lookup that started later verified a newer release while this one read the
+		// older state: this one is stale, not a rollback.
+		rel, err = c.rel, nil
+	}
+	if err == nil {
+		// A slower, older fetch never replaces what a newer one cached.
+		if c, ok := r.cache[key]; !ok || !c.fetched.After(cl.started) {
+			r.cache[key] = cached{rel: rel, fetched: cl.started}
+		}
+	}
+	if r.inflight[key] == cl {
+		delete(r.inflight, key)
+	}
+	r.mu.Unlock()
+	cl.rel, cl.err = rel, err
+	close(cl.done)
 }
 
 // latest returns the newest candidate whose signature verifies, refusing a rollback.

@@ -25,6 +25,8 @@ type tableSource struct {
 	times   map[string]time.Time
 	fetches atomic.Int32
 	gate    chan struct{} // when set, Fetch waits for it
+	// holdFirst, when set, holds only the first Fetch until it is closed.
+	holdFirst chan struct{}
 }
 
 func (s *tableSource) Key() string { return "table" }
@@ -40,7 +42,9 @@ func (s *tableSource) Candidates(context.Context) ([]Candidate, error) {
 }
 
 func (s *tableSource) Fetch(ctx context.Context, tag string) (*Release, error) {
-	s.fetches.Add(1)
+	if n := s.fetches.Add(1); n == 1 && s.holdFirst != nil {
+		<-s.holdFirst
+	}
 	if s.gate != nil {
 		<-s.gate
 	}
@@ -88,7 +92,7 @@ func TestLatestPicksNewestVerified(t *testing.T) {
 	src.set("nightly", nil)                             // not a version
 	r := NewResolver(ResolverOptions{})
 
-	rel, err := r.Resolve(context.Background(), src, Latest, false)
+	rel, err := r.Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	require.Len(t, rel.Skipped, 2)
@@ -104,7 +108,7 @@ func TestLatestByTimeWithoutVersions(t *testing.T) {
 	src.set("old", nil)
 	src.set("new", nil)
 	src.set("untimed", nil)
-	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, false)
+	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "new", rel.Tag)
 }
@@ -113,7 +117,7 @@ func TestLatestDoesNotSkipPastATransientError(t *testing.T) {
 	src := &tableSource{}
 	src.set("v1.0.0", nil)
 	src.set("v1.1.0", fmt.Errorf("%w: connection reset", ErrUnreachable))
-	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, false)
+	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrUnreachable)
 	assert.False(t, Refused(err))
@@ -122,12 +126,12 @@ func TestLatestDoesNotSkipPastATransientError(t *testing.T) {
 func TestLatestNoTrustedRelease(t *testing.T) {
 	src := &tableSource{}
 	src.set("v1.0.0", errRefusedForTest)
-	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, false)
+	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.ErrorIs(t, err, ErrNoTrustedRelease)
 	assert.Contains(t, err.Error(), "v1.0.0")
 	assert.True(t, Refused(err))
 
-	_, err = NewResolver(ResolverOptions{}).Resolve(context.Background(), &tableSource{}, Latest, false)
+	_, err = NewResolver(ResolverOptions{}).Resolve(context.Background(), &tableSource{}, Latest, time.Time{})
 	require.ErrorIs(t, err, ErrNoTrustedRelease)
 	assert.Contains(t, err.Error(), "no release tags")
 }
@@ -138,7 +142,7 @@ func TestLatestTriesBoundedCandidates(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		src.set(fmt.Sprintf("v9.%d.0", i), errRefusedForTest)
 	}
-	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, false)
+	_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.ErrorIs(t, err, ErrNoTrustedRelease)
 	assert.Equal(t, int32(maxCandidates), src.fetches.Load())
 	assert.Contains(t, err.Error(), "and 27 more")
@@ -150,13 +154,13 @@ func TestRollbackRefused(t *testing.T) {
 	src.set("v1.1.0", nil)
 	marks := &MemoryMarks{}
 	r := NewResolver(ResolverOptions{Marks: marks})
-	rel, err := r.Resolve(context.Background(), src, Latest, false)
+	rel, err := r.Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, "v1.1.0", rel.Tag)
 
 	// The attacker deletes the newest tag: the older, validly signed one is offered.
 	src.drop("v1.1.0")
-	_, err = r.Resolve(context.Background(), src, Latest, true)
+	_, err = r.Resolve(context.Background(), src, Latest, time.Now())
 	require.ErrorIs(t, err, ErrRollback)
 	var rb *RollbackError
 	require.ErrorAs(t, err, &rb)
@@ -166,17 +170,17 @@ func TestRollbackRefused(t *testing.T) {
 
 	// Or makes the newest one fail verification: still a rollback, with the reason.
 	src.set("v1.1.0", errRefusedForTest)
-	_, err = r.Resolve(context.Background(), src, Latest, true)
+	_, err = r.Resolve(context.Background(), src, Latest, time.Now())
 	require.ErrorIs(t, err, ErrRollback)
 	assert.Contains(t, err.Error(), "unknown key")
 
 	// A new resolver sharing the store (another instance) refuses too.
-	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(context.Background(), src, Latest, false)
+	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.ErrorIs(t, err, ErrRollback)
 
 	// A newer signed release moves the mark forward.
 	src.set("v1.2.0", nil)
-	rel, err = r.Resolve(context.Background(), src, Latest, true)
+	rel, err = r.Resolve(context.Background(), src, Latest, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	m, ok, err := marks.LoadMark(context.Background(), "table")
@@ -190,9 +194,9 @@ func TestExactTagIsNotSubjectToRollback(t *testing.T) {
 	src.set("v1.0.0", nil)
 	src.set("v1.1.0", nil)
 	r := NewResolver(ResolverOptions{})
-	_, err := r.Resolve(context.Background(), src, Latest, false)
+	_, err := r.Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
-	rel, err := r.Resolve(context.Background(), src, "v1.0.0", false)
+	rel, err := r.Resolve(context.Background(), src, "v1.0.0", time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.0.0", rel.Tag)
 }
@@ -205,36 +209,74 @@ func TestCacheTTLAndFresh(t *testing.T) {
 	r := NewResolver(ResolverOptions{TTL: time.Minute, Now: clock})
 	ctx := context.Background()
 
-	_, err := r.Resolve(ctx, src, Latest, false)
+	_, err := r.Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
-	_, err = r.Resolve(ctx, src, Latest, false)
+	_, err = r.Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, int32(1), src.fetches.Load(), "second lookup within the TTL is cached")
 
-	_, err = r.Resolve(ctx, src, Latest, true)
+	now = now.Add(time.Millisecond)
+	_, err = r.Resolve(ctx, src, Latest, now)
 	require.NoError(t, err)
-	assert.Equal(t, int32(2), src.fetches.Load(), "fresh bypasses the cache")
+	assert.Equal(t, int32(2), src.fetches.Load(), "a lookup that must start after now bypasses the cache")
+	_, err = r.Resolve(ctx, src, Latest, now)
+	require.NoError(t, err)
+	assert.Equal(t, int32(2), src.fetches.Load(), "a release fetched since that instant is used")
 
 	now = now.Add(61 * time.Second)
-	_, err = r.Resolve(ctx, src, Latest, false)
+	_, err = r.Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, int32(3), src.fetches.Load(), "expired after the TTL")
 
 	// Exact tags are kept longer than "latest".
-	_, err = r.Resolve(ctx, src, "v1.0.0", false)
+	_, err = r.Resolve(ctx, src, "v1.0.0", time.Time{})
 	require.NoError(t, err)
 	now = now.Add(30 * time.Minute)
-	_, err = r.Resolve(ctx, src, "v1.0.0", false)
+	_, err = r.Resolve(ctx, src, "v1.0.0", time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, int32(4), src.fetches.Load())
 
 	// Failures are not cached.
 	src.set("v9.0.0", fmt.Errorf("%w: down", ErrUnreachable))
-	_, err = r.Resolve(ctx, src, "v9.0.0", false)
+	_, err = r.Resolve(ctx, src, "v9.0.0", time.Time{})
 	require.Error(t, err)
-	_, err = r.Resolve(ctx, src, "v9.0.0", false)
+	_, err = r.Resolve(ctx, src, "v9.0.0", time.Time{})
 	require.Error(t, err)
 	assert.Equal(t, int32(6), src.fetches.Load())
+}
+
+// A maintainer tags a release and uploads 100 ms later, while a lookup that started
+// before the tag existed is still in flight: the judgement of the upload must not join
+// that lookup, or the new script is compared with the old release and reverted.
+func TestLookupStartedAfterDoesNotJoinAnOlderFetch(t *testing.T) {
+	src := &tableSource{holdFirst: make(chan struct{})}
+	src.set("v1.0.0", nil)
+	r := NewResolver(ResolverOptions{})
+	ctx := context.Background()
+
+	old := make(chan *Release, 1)
+	go func() {
+		rel, err := r.Resolve(ctx, src, Latest, time.Time{})
+		assert.NoError(t, err)
+		old <- rel
+	}()
+	require.Eventually(t, func() bool { return src.fetches.Load() == 1 }, 5*time.Second, time.Millisecond)
+
+	src.set("v1.1.0", nil) // the maintainer signs and pushes the new tag...
+	uploaded := time.Now() // ...and uploads; the judgement starts after that
+	rel, err := r.Resolve(ctx, src, Latest, uploaded)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag, "the new release, not the one the older lookup is reading")
+	assert.False(t, rel.Fetched.Before(uploaded))
+
+	close(src.holdFirst)
+	// The older lookup read v1.0.0, which is now behind the mark: it is stale, not a
+	// rollback, and its waiter gets the newer release.
+	assert.Equal(t, "v1.1.0", (<-old).Tag)
+	// Nor does the older fetch, finished last, replace the newer release in the cache.
+	rel, err = r.Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag)
 }
 
 func TestConcurrentLookupsShareOneFetch(t *testing.T) {
@@ -248,7 +290,7 @@ func TestConcurrentLookupsShareOneFetch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := r.Resolve(context.Background(), src, "v1.0.0", false)
+			_, err := r.Resolve(context.Background(), src, "v1.0.0", time.Time{})
 			results <- err
 		}()
 	}
@@ -271,7 +313,7 @@ func TestCallerCancellationDoesNotKillSharedFetch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.Resolve(ctx, src, "v1.0.0", false)
+		_, err := r.Resolve(ctx, src, "v1.0.0", time.Time{})
 		done <- err
 	}()
 	require.Eventually(t, func() bool { return src.fetches.Load() == 1 }, 5*time.Second, time.Millisecond)
@@ -283,7 +325,7 @@ func TestCallerCancellationDoesNotKillSharedFetch(t *testing.T) {
 	close(src.gate)
 	// The fetch finishes and lands in the cache for the next caller.
 	require.Eventually(t, func() bool {
-		rel, err := r.Resolve(context.Background(), src, "v1.0.0", false)
+		rel, err := r.Resolve(context.Background(), src, "v1.0.0", time.Time{})
 		return err == nil && rel.Tag == "v1.0.0"
 	}, 5*time.Second, time.Millisecond)
 	assert.Equal(t, int32(1), src.fetches.Load())
@@ -305,11 +347,11 @@ func BenchmarkResolveCached(b *testing.B) {
 	src.set("v1.0.0", nil)
 	r := NewResolver(ResolverOptions{})
 	ctx := context.Background()
-	_, err := r.Resolve(ctx, src, Latest, false)
+	_, err := r.Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Resolve(ctx, src, Latest, false); err != nil {
+		if _, err := r.Resolve(ctx, src, Latest, time.Time{}); err != nil {
 			b.Fatal(err)
 		}
 	}
