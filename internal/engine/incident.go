@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
 )
 
 // claimTimeout is how long an incident may stay "handling" before another delivery may
@@ -197,4 +196,3 @@ func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, err
 	}
 	return attrs.Generation, nil
 }
-
