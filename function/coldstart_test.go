@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -72,8 +73,14 @@ func TestColdStartConfiguresTheInstance(t *testing.T) {
 	assert.Equal(t, stateBucket, ready[0]["state_bucket"])
 
 	// VerifyObject, the registered function, serves the configured instance.
-	e := storageCE(map[string]any{"name": "unwatched.txt"})
+	e := cloudevents.NewEvent()
+	e.SetID("evt-1")
+	e.SetType("google.cloud.storage.object.v1.finalized")
+	e.SetSource("//storage.googleapis.com/projects/_/buckets/" + bucket)
+	e.SetSubject("objects/unwatched.txt")
 	e.SetTime(time.Now())
+	require.NoError(t, e.SetData("application/json", map[string]string{"kind": "storage#object", "bucket": bucket,
+		"name": "unwatched.txt", "generation": "1612135200123456", "metageneration": "1", "size": "1"}))
 	require.NoError(t, function.VerifyObject(context.Background(), e))
 	assert.Len(t, logs.where(t, "object", "unwatched.txt", "reason", "no_rule", "severity", "DEBUG"), 1, logs.String())
 }

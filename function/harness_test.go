@@ -26,6 +26,7 @@ import (
 	"github.com/tamperguard/tamperguard/function"
 	"github.com/tamperguard/tamperguard/internal/cloudlog"
 	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/gcstest"
@@ -305,14 +306,14 @@ func notification(eventType, object string, gen int64, at time.Time, extra map[s
 		"message":      map[string]any{"attributes": attrs, "messageId": id, "publishTime": at.Format(time.RFC3339Nano)},
 		"subscription": "projects/p/subscriptions/s",
 	})
-	return ce{id: id, typ: function.TypeMessagePublished, source: "//pubsub.googleapis.com/projects/p/topics/t", time: at, body: string(body)}
+	return ce{id: id, typ: delivery.TypeMessagePublished, source: "//pubsub.googleapis.com/projects/p/topics/t", time: at, body: string(body)}
 }
 
 func auditRequest(at time.Time) ce {
 	body, _ := json.Marshal(map[string]any{
 		"message": map[string]any{"attributes": map[string]string{"tamperguard": "audit"}, "messageId": "audit-1", "publishTime": at.Format(time.RFC3339Nano)},
 	})
-	return ce{id: "audit-1", typ: function.TypeMessagePublished, source: "//pubsub.googleapis.com/projects/p/topics/audit", time: at, body: string(body)}
+	return ce{id: "audit-1", typ: delivery.TypeMessagePublished, source: "//pubsub.googleapis.com/projects/p/topics/audit", time: at, body: string(body)}
 }
 
 func (e ce) request(t testing.TB, url string) *http.Request {

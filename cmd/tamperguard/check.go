@@ -11,45 +11,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tamperguard/tamperguard/alerting"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
-	"github.com/tamperguard/tamperguard/internal/gcs"
 )
 
-// newEngine loads the configuration and connects to Cloud Storage (or the emulator named
-// by STORAGE_EMULATOR_HOST, as the storage SDK defines it).
-// With act, alerts go to Slack (SLACK_BOT_TOKEN + SLACK_CHANNEL, or SLACK_WEBHOOK_URL) or,
-// without them, to the log on stderr.
-func newEngine(ctx context.Context, e env, flagFile string, act bool) (*engine.Engine, func(), error) {
-	cfg, err := config.Load(flagFile, e.getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	client, release, err := e.storageClient(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
-	}
+// newService loads the configuration and connects to Cloud Storage (or the emulator named
+// by STORAGE_EMULATOR_HOST, as the storage SDK defines it). With act, alerts go to Slack
+// (SLACK_BOT_TOKEN + SLACK_CHANNEL, or SLACK_WEBHOOK_URL) or, without them, to the log on
+// stderr.
+func newService(ctx context.Context, e env, flagFile string, act bool) (*delivery.Service, error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store := gcs.New(client)
-	var notifier engine.Notifier
-	if act {
-		var threads alerting.ThreadStore
-		if cfg.State.Bucket != "" {
-			threads = alerting.NewStateThreads(store, cfg.State.Bucket)
-		}
-		notifier, err = alerting.FromEnv(e.getenv, log, threads)
-		if err != nil {
-			release()
-			return nil, nil, err
-		}
-	}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Logger: log, Notifier: notifier})
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return eng, func() { release() }, nil
+	return delivery.Build(ctx, delivery.Env{Getenv: e.getenv, ConfigFile: flagFile, StorageClient: e.storageClient,
+		Logger: log, Alerting: act})
 }
 
 // parseGS splits gs://BUCKET/OBJECT[#GENERATION].
@@ -145,22 +118,27 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)
+	svc, err := newService(ctx, e, flagFile, *restore)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer svc.Close()
+	eng := svc.Engine()
 	var out outcome
 	for _, t := range targets {
 		d := eng.Check(ctx, t.bucket, t.object, t.gen, *restore)
 		if d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule {
-			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", eng.Config().Origin, t.bucket, t.object)
+			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", svc.Config().Origin, t.bucket, t.object)
 		}
 		out.add(&d)
 		if err := printDecision(e.stdout, &d); err != nil {
 			return err
 		}
 		explainDecision(e.stderr, &d)
+		if err := svc.Alerts().Wait(ctx, &d); err != nil {
+			fmt.Fprintf(e.stderr, "ALERT NOT DELIVERED: %v\n", err)
+			out.unverifiable = true
+		}
 	}
 	return out.err()
 }
@@ -209,15 +187,16 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	eng, closeFn, err := newEngine(ctx, e, flagFile, *restore)
+	svc, err := newService(ctx, e, flagFile, *restore)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer svc.Close()
 	var out outcome
 	var printErr error
+	var alerts []<-chan error
 	n := 0
-	err = eng.Audit(ctx, *restore, func(d *engine.Decision) {
+	err = svc.Engine().Audit(ctx, *restore, func(d *engine.Decision) {
 		n++
 		out.add(d)
 		if e.terminal {
@@ -227,10 +206,22 @@ func runAudit(ctx context.Context, e env, args []string) error {
 			printErr = err
 		}
 		explainDecision(e.stderr, d)
+		alerts = append(alerts, svc.Alerts().Send(d))
 		if e.terminal {
 			fmt.Fprintf(e.stderr, "audited %d objects: %s", n, summary(out.counts))
 		}
 	})
+	for _, c := range alerts {
+		select {
+		case aerr := <-c:
+			if aerr != nil {
+				fmt.Fprintf(e.stderr, "ALERT NOT DELIVERED: %v\n", aerr)
+				out.unverifiable = true
+			}
+		case <-ctx.Done():
+			out.unverifiable = true
+		}
+	}
 	if e.terminal {
 		fmt.Fprint(e.stderr, "\r\033[K")
 	}

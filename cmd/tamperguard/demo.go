@@ -26,6 +26,7 @@ import (
 
 	"github.com/tamperguard/tamperguard/alerting"
 	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/demo"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
@@ -122,7 +123,8 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	d := o.Decision
-	alert, alerted := st.alertFor(gen2)
+	// The alert goes out after the restore, outside the work: wait for it (it is bounded).
+	alert, alerted := st.waitAlert(story, gen2)
 
 	ms := func(t time.Time) string {
 		if t.IsZero() {
@@ -226,6 +228,7 @@ type demoStack struct {
 	watchDone   chan error
 	mu          sync.Mutex
 	alerts      map[int64]alertSeen
+	alertSeen   chan struct{}  // closed and replaced when an alert is seen
 	pending     []observed     // decisions read while waiting for another
 	story       map[int64]bool // generations the story told about
 	cleanupDone bool
@@ -266,7 +269,7 @@ func startDemo(ctx context.Context, o demoOptions) (st *demoStack, err error) {
 	if o.stderr == nil {
 		o.stderr = io.Discard
 	}
-	st = &demoStack{events: make(chan observed, 256), alerts: map[int64]alertSeen{}, story: map[int64]bool{}}
+	st = &demoStack{events: make(chan observed, 256), alerts: map[int64]alertSeen{}, alertSeen: make(chan struct{}), story: map[int64]bool{}}
 	defer func() {
 		if err != nil {
 			st.close()
@@ -365,18 +368,21 @@ func startDemo(ctx context.Context, o demoOptions) (st *demoStack, err error) {
 		}
 		st.slack = true
 	}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Logger: log, Notifier: notifier})
-	if err != nil {
-		return st, err
-	}
-	w := newWatcher(eng, log)
-	w.concurrency, w.retryDelay = 4, 100*time.Millisecond
+	w := &watcher{log: log, now: time.Now, concurrency: 4, eventTimeout: defaultEventTimeout, grace: defaultGrace,
+		retryDelay: 100 * time.Millisecond}
 	w.observe = func(ob observed) {
 		select {
 		case st.events <- ob:
 		default: // nobody reads (the story is over and --keep-running is off)
 		}
 	}
+	svc, err := delivery.New(delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: log,
+		DecisionLogger: slog.New(slog.DiscardHandler),
+		MaxEventAge: delivery.DefaultMaxEventAge, Concurrency: w.concurrency, Report: w.report})
+	if err != nil {
+		return st, err
+	}
+	w.deliver = svc.DeliverMessage
 	watchCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	st.stopWatch, st.watchDone = stop, make(chan error, 1)
 	sub := st.psClient.Subscriber(st.subscription())
@@ -408,7 +414,27 @@ func (st *demoStack) object(gen int64) string {
 func (st *demoStack) sawAlert(a alertSeen) {
 	st.mu.Lock()
 	st.alerts[a.d.Generation] = a
+	close(st.alertSeen)
+	st.alertSeen = make(chan struct{})
 	st.mu.Unlock()
+}
+
+// waitAlert waits for the alert about generation gen, or for ctx.
+func (st *demoStack) waitAlert(ctx context.Context, gen int64) (alertSeen, bool) {
+	for {
+		st.mu.Lock()
+		a, ok := st.alerts[gen]
+		changed := st.alertSeen
+		st.mu.Unlock()
+		if ok {
+			return a, true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return alertSeen{}, false
+		}
+	}
 }
 
 func (st *demoStack) alertFor(gen int64) (alertSeen, bool) {
@@ -449,7 +475,7 @@ func (st *demoStack) readLive(ctx context.Context) ([]byte, int64, error) {
 func (st *demoStack) waitDecision(ctx context.Context, gen int64) (observed, error) {
 	st.mu.Lock()
 	for i, o := range st.pending {
-		if o.Request.Event.Generation == gen && o.Request.Event.Kind == engine.KindFinalize {
+		if o.Decision.Generation == gen && o.Decision.Kind == engine.KindFinalize {
 			st.pending = append(st.pending[:i], st.pending[i+1:]...)
 			st.mu.Unlock()
 			return o, nil
@@ -459,7 +485,7 @@ func (st *demoStack) waitDecision(ctx context.Context, gen int64) (observed, err
 	for {
 		select {
 		case o := <-st.events:
-			if o.Request.Event.Generation == gen && o.Request.Event.Kind == engine.KindFinalize {
+			if o.Decision.Generation == gen && o.Decision.Kind == engine.KindFinalize {
 				return o, nil
 			}
 			st.mu.Lock()
@@ -505,7 +531,13 @@ The stack keeps running (Ctrl-C stops it). In another terminal:
 			}
 			printDecision(out, &d)
 			explainDecision(out, &d)
-			a, ok := st.alertFor(d.Generation)
+			var a alertSeen
+			var ok bool
+			if d.AlertDue() {
+				actx, cancel := context.WithTimeout(ctx, time.Minute)
+				a, ok = st.waitAlert(actx, d.Generation)
+				cancel()
+			}
 			switch {
 			case !ok:
 			case st.slack && a.err == nil:

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,11 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/tamperguard/tamperguard/alerting"
-	"github.com/tamperguard/tamperguard/function"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
-	"github.com/tamperguard/tamperguard/internal/gcs"
 )
 
 // Defaults of the watch command.
@@ -78,7 +74,7 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	concurrency := fs.Int("concurrency", defaultConcurrency, "at most this many events are judged at once")
 	eventTimeout := fs.Duration("event-timeout", defaultEventTimeout, "give up on one event after this long (it is delivered again)")
 	grace := fs.Duration("shutdown-grace", defaultGrace, "on SIGINT/SIGTERM, how long the events in flight may take to finish")
-	maxAge := fs.Duration("max-event-age", function.DefaultMaxEventAge, "acknowledge older events without action (audits cover them); 0: any age")
+	maxAge := fs.Duration("max-event-age", delivery.DefaultMaxEventAge, "acknowledge older events without action (audits cover them); 0: any age")
 	retryDelay := fs.Duration("retry-delay", defaultRetryDelay, "after a transient failure, wait this long before handing the event back")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -108,28 +104,15 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	flagFile := configFile()
 
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	cfg, err := config.Load(flagFile, e.getenv)
+	w := &watcher{log: log, now: time.Now, out: e.stdout, explain: e.stderr,
+		concurrency: *concurrency, eventTimeout: *eventTimeout, grace: *grace, retryDelay: *retryDelay}
+	svc, err := delivery.Build(ctx, delivery.Env{Getenv: e.getenv, ConfigFile: flagFile, StorageClient: e.storageClient,
+		Logger: log, Alerting: true, MaxEventAge: maxAge, Concurrency: *concurrency, Report: w.report})
 	if err != nil {
 		return err
 	}
-	client, closeStorage, err := e.storageClient(ctx)
-	if err != nil {
-		return fmt.Errorf("connecting to Cloud Storage: %w", err)
-	}
-	defer closeStorage()
-	store := gcs.New(client)
-	var threads alerting.ThreadStore
-	if cfg.State.Bucket != "" {
-		threads = alerting.NewStateThreads(store, cfg.State.Bucket)
-	}
-	notifier, err := alerting.FromEnv(e.getenv, log, threads)
-	if err != nil {
-		return err
-	}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Logger: log, Notifier: notifier})
-	if err != nil {
-		return err
-	}
+	defer svc.Close()
+	w.deliver = svc.DeliverMessage
 	ps, err := newPubSubClient(ctx, project, e.getenv(envPubSubEmulator))
 	if err != nil {
 		return fmt.Errorf("connecting to Pub/Sub: %w", err)
@@ -138,13 +121,11 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	if err := checkSubscription(ctx, ps, *subName, log); err != nil {
 		return err
 	}
-
-	w := newWatcher(eng, log)
-	w.out, w.explain = e.stdout, e.stderr
-	w.concurrency, w.eventTimeout, w.grace, w.maxAge, w.retryDelay = *concurrency, *eventTimeout, *grace, *maxAge, *retryDelay
+	cfg := svc.Config()
 	err = w.run(ctx, ps.Subscriber(*subName), func() {
 		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %d events at a time, %d rules from %s (Ctrl-C stops after the events in flight)\n",
 			time.Since(start).Milliseconds(), *subName, *concurrency, len(cfg.Rules), cfg.Origin)
+		log.Info("tamperguard ready", svc.ReadyAttrs()...)
 	})
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", *subName, err)
@@ -179,48 +160,43 @@ func checkSubscription(ctx context.Context, ps *pubsub.Client, name string, log 
 	return nil
 }
 
-// watcher judges the events pulled from a subscription. The watch command and the demo
-// share it.
+// watcher pulls messages from a subscription and hands each to the delivery runtime, then
+// acknowledges it or hands it back as the runtime's outcome says. The watch command and the
+// demo share it.
 type watcher struct {
-	decide func(ctx context.Context, ev engine.Event) engine.Decision
-	audit  func(ctx context.Context, act bool, fn func(*engine.Decision)) error
-	log    *slog.Logger
-	now    func() time.Time
+	// deliver is the delivery runtime (delivery.Service.DeliverMessage; tests replace it).
+	deliver func(ctx context.Context, id string, attrs map[string]string, data []byte, published time.Time) delivery.Outcome
+	log     *slog.Logger
+	now     func() time.Time
 
 	// out gets the JSON decision lines and explain the explanations (nil: not printed);
-	// observe, if set, hears every decision with when its message arrived.
+	// observe, if set, hears every decision.
 	out, explain io.Writer
 	observe      func(observed)
 
+	// concurrency is the runtime's work slots; more messages than that are held (not
+	// acknowledged) while their alerts go out or a slot frees up.
 	concurrency  int
 	eventTimeout time.Duration
 	grace        time.Duration
-	maxAge       time.Duration
 	retryDelay   time.Duration
 
 	mu sync.Mutex // whole lines on out and explain
 }
 
-// observed is one decision on one message.
+// observed is one decision, with when tamperguard saw it.
 type observed struct {
 	Received time.Time
-	Request  function.Request
 	Decision engine.Decision
-}
-
-func newWatcher(eng *engine.Engine, log *slog.Logger) *watcher {
-	return &watcher{
-		decide: eng.Handle, audit: eng.Audit, log: log, now: time.Now,
-		concurrency: defaultConcurrency, eventTimeout: defaultEventTimeout, grace: defaultGrace,
-		maxAge: function.DefaultMaxEventAge, retryDelay: defaultRetryDelay,
-	}
 }
 
 // run pulls until ctx is done, then waits for the events in flight (their work is cut off
 // grace after ctx is done, and they are handed back). ready is called once pulling starts.
 func (w *watcher) run(ctx context.Context, sub *pubsub.Subscriber, ready func()) error {
 	sub.ReceiveSettings.NumGoroutines = 1
-	sub.ReceiveSettings.MaxOutstandingMessages = w.concurrency
+	// Work is bounded by the runtime's slots; the messages beyond them wait for a slot or
+	// for their alert, which must not stop the next tampering from being pulled.
+	sub.ReceiveSettings.MaxOutstandingMessages = w.concurrency + maxWaiting
 	sub.ReceiveSettings.MaxOutstandingBytes = 64 << 20
 	// Graceful: the library stops pulling, waits for every callback and sends their acks
 	// and nacks before Receive returns. The callbacks end within grace: their work context
@@ -248,22 +224,14 @@ func (w *watcher) run(ctx context.Context, sub *pubsub.Subscriber, ready func())
 		timerMu.Unlock()
 	}()
 
-	slots := make(chan struct{}, w.concurrency)
 	if ready != nil {
 		ready()
 	}
 	received := make(chan error, 1)
 	go func() {
 		received <- sub.Receive(ctx, func(_ context.Context, m *pubsub.Message) {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				m.Nack() // not started: another instance (or the next start) takes it
-				return
-			}
-			defer func() { <-slots }()
 			if ctx.Err() != nil {
-				m.Nack()
+				m.Nack() // not started: another instance (or the next start) takes it
 				return
 			}
 			w.handle(work, ctx, m)
@@ -294,55 +262,20 @@ func (w *watcher) run(ctx context.Context, sub *pubsub.Subscriber, ready func())
 // end when cancelled.
 const abandonAfter = 10 * time.Second
 
-// handle decides on one message and acknowledges it, or hands it back after a transient
-// failure. work bounds the work; pulling ends when pull is done.
+// maxWaiting is how many messages may be held beyond the work slots.
+const maxWaiting = 256
+
+// handle hands one message to the runtime and acknowledges it, or hands it back when the
+// outcome is not final. work bounds the work; pulling ends when pull is done.
 func (w *watcher) handle(work, pull context.Context, m *pubsub.Message) {
-	received := w.now()
-	id := clipID(m.ID)
-	defer func() {
-		if r := recover(); r != nil {
-			w.log.Error("internal error while handling an event; acknowledged, an audit covers the object",
-				"message_id", id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			m.Ack()
-		}
-	}()
-
-	req, err := function.DecodeMessage(m.ID, m.Attributes, m.Data, m.PublishTime)
-	if err != nil {
-		msg := "malformed message acknowledged without action"
-		var de *function.DecodeError
-		if errors.As(err, &de) && de.Unsupported {
-			msg = "unsupported message acknowledged without action"
-		}
-		w.log.Error(msg, "message_id", id, "problem", err.Error())
-		m.Ack()
-		return
-	}
-	if t := req.Event.Time; w.maxAge > 0 && !t.IsZero() && received.Sub(t) > w.maxAge {
-		w.log.Warn("event older than --max-event-age acknowledged without action; an audit judges the object",
-			"message_id", id, "event_time", t.UTC().Format(time.RFC3339Nano), "max_age", w.maxAge.String())
-		m.Ack()
-		return
-	}
-
 	ctx, cancel := context.WithTimeout(work, w.eventTimeout)
 	defer cancel()
-	var retry bool
-	if req.Audit {
-		retry = w.runAudit(ctx, req, received)
-	} else {
-		d := w.decide(ctx, req.Event)
-		w.report(&d)
-		if w.observe != nil {
-			w.observe(observed{Received: received, Request: req, Decision: d})
-		}
-		// Work cut short by the deadline or the end of the shutdown grace is not final.
-		retry = d.Transient || ctx.Err() != nil
-	}
-	if !retry {
+	out := w.deliver(ctx, m.ID, m.Attributes, m.Data, m.PublishTime)
+	if out.Ack && ctx.Err() == nil {
 		m.Ack()
 		return
 	}
+	// Work cut short by the deadline or the end of the shutdown grace is not final.
 	if w.retryDelay > 0 {
 		t := time.NewTimer(w.retryDelay)
 		select {
@@ -354,42 +287,14 @@ func (w *watcher) handle(work, pull context.Context, m *pubsub.Message) {
 	m.Nack()
 }
 
-// runAudit runs a requested audit and says whether the request is worth delivering again.
-func (w *watcher) runAudit(ctx context.Context, req function.Request, received time.Time) (retry bool) {
-	w.log.Info("audit requested", "message_id", clipID(req.MessageID))
-	var out outcome
-	transient := 0
-	err := w.audit(ctx, true, func(d *engine.Decision) {
-		out.add(d)
-		if d.Transient {
-			transient++
-		}
-		w.report(d)
-		if w.observe != nil {
-			w.observe(observed{Received: received, Request: req, Decision: *d})
-		}
-	})
-	attrs := []any{"message_id", clipID(req.MessageID), "result", summary(out.counts), "transient", transient}
-	switch {
-	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
-		w.log.Error("audit incomplete; the request will be delivered again", append(attrs, "error", err.Error())...)
-		return true
-	case err != nil:
-		w.log.Error("audit incomplete", append(attrs, "error", err.Error())...)
-	case transient > 0:
-		w.log.Error("audit finished with transient failures; the request will be delivered again", attrs...)
-		return true
-	default:
-		w.log.Info("audit finished", attrs...)
-	}
-	return false
-}
-
 // report prints a decision as check does: a JSON line, and for a person what it means.
 // Events that needed neither a verdict nor an action are not printed: objects no rule
 // covers, and the archive (or delete) event that is the shadow of an overwrite or the
 // pruning of an old generation (the new generation's finalize is judged on its own).
 func (w *watcher) report(d *engine.Decision) {
+	if w.observe != nil {
+		w.observe(observed{Received: w.now(), Decision: *d})
+	}
 	if d.Verdict == engine.VerdictIgnored && (d.Action == "" || d.Action == engine.ActionNone) {
 		w.log.Debug("event needs no verdict", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "reason", d.Reason)
 		return
@@ -404,12 +309,4 @@ func (w *watcher) report(d *engine.Decision) {
 	if w.explain != nil {
 		explainDecision(w.explain, d)
 	}
-}
-
-// clipID bounds a message ID for the log (they are the service's, but cost nothing to bound).
-func clipID(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

@@ -95,6 +95,9 @@ type ReleaseSpec struct {
 // State names the bucket where tamperguard keeps its own records.
 type State struct {
 	Bucket string `yaml:"bucket"`
+	// Lease is how long a claim on an incident holds without renewal (default 30s): a
+	// crashed owner's incident is taken over by the first redelivery after it.
+	Lease Duration `yaml:"lease"`
 }
 
 // MetadataSpec is the protected metadata of the rule's objects.
@@ -221,6 +224,9 @@ func parse(src Source) (*Config, error) {
 	}
 	if b := cfg.State.Bucket; b != "" && !bucketName.MatchString(b) {
 		return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name", lineOf(&root, "state", "bucket"), b)
+	}
+	if l := time.Duration(cfg.State.Lease); l != 0 && (l < 3*time.Second || l > 10*time.Minute) {
+		return nil, fmt.Errorf("line %d: state.lease: %s is outside 3s to 10m (a lease is renewed every third of it; a crashed owner's incidents wait that long)", lineOf(&root, "state", "lease"), l)
 	}
 	for i, r := range cfg.Rules {
 		if r == nil {

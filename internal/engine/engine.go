@@ -8,8 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
+		"time"
 	"unicode"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
@@ -71,6 +70,8 @@ type Decision struct {
 	RestoredGeneration int64   `json:"restored_generation,omitempty"`
 	Reason             string  `json:"reason,omitempty"`
 	Error              string  `json:"error,omitempty"`
+	// Incident names the incident record when the decision acted on one.
+	Incident string `json:"incident,omitempty"`
 
 	// Detail for alerts and logs; not printed.
 	Kind      Kind      `json:"-"` // the event that led here ("" for check/audit)
@@ -97,42 +98,38 @@ type Decision struct {
 	Replaced time.Time `json:"-"`
 	// Skipped lists newer release tags that were not trusted, and why.
 	Skipped []release.Skipped `json:"-"`
+
+	alert *alertDue // set when people must hear about it (see AlertDue)
 }
 
 // MaxSample bounds the bytes kept in a Decision for diffs.
 const MaxSample = 1 << 20
-
-// Notifier hears about every decision that needs a human: tampering, refusals, failures.
-// It is called after the engine acted and never delays a restore.
-type Notifier interface {
-	Notify(ctx context.Context, d *Decision) error
-}
 
 // Options configure an Engine.
 type Options struct {
 	Store    Store
 	Config   *config.Config
 	Resolver *release.Resolver // default: one with the config's TTL and, with a state bucket, marks kept there
-	Notifier Notifier          // default: none (the caller logs decisions)
 	Logger   *slog.Logger      // default: slog.Default()
 	Now      func() time.Time
 	// MaxObjectSize bounds what is hashed (default 5 GiB); bigger objects are unverifiable.
 	MaxObjectSize int64
+	// Lease is how long a claim on an incident holds without renewal (default the
+	// configuration's state.lease, else DefaultLease).
+	Lease time.Duration
 }
 
 // Engine judges objects against their signed releases and repairs them.
 type Engine struct {
-	store    Store
-	cfg      *config.Config
-	res      *release.Resolver
-	notifier Notifier
-	log      *slog.Logger
-	now      func() time.Time
-	maxSize  int64
-	state    string
-
-	mu     sync.Mutex
-	recent map[string]time.Time // incidents handled by this instance, for de-duplication without a state bucket
+	store   Store
+	cfg     *config.Config
+	res     *release.Resolver
+	log     *slog.Logger
+	now     func() time.Time
+	maxSize int64
+	state   string
+	records recordStore
+	lease   time.Duration
 }
 
 // New returns an Engine.
@@ -141,9 +138,15 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("engine: a store and a configuration are required")
 	}
 	e := &Engine{
-		store: opts.Store, cfg: opts.Config, res: opts.Resolver, notifier: opts.Notifier,
+		store: opts.Store, cfg: opts.Config, res: opts.Resolver,
 		log: opts.Logger, now: opts.Now, maxSize: opts.MaxObjectSize, state: opts.Config.State.Bucket,
-		recent: map[string]time.Time{},
+		lease: opts.Lease,
+	}
+	if e.lease <= 0 {
+		e.lease = time.Duration(opts.Config.State.Lease)
+	}
+	if e.lease <= 0 {
+		e.lease = DefaultLease
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -153,6 +156,11 @@ func New(opts Options) (*Engine, error) {
 	}
 	if e.maxSize <= 0 {
 		e.maxSize = 5 << 30
+	}
+	if e.state != "" {
+		e.records = &bucketRecords{store: e.store, bucket: e.state}
+	} else {
+		e.records = newMemoryRecords(e.now)
 	}
 	if e.res == nil {
 		ro := release.ResolverOptions{TTL: time.Duration(opts.Config.ReleaseTTL), Now: e.now}

@@ -129,9 +129,31 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		store = o.wrap(store)
 	}
 	notes := &recorder{}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Notifier: notes})
+	eng, err := engine.New(engine.Options{Store: store, Config: cfg})
 	require.NoError(t, err)
 	return &harness{t: t, srv: srv, store: store, eng: eng, notes: notes, good: taggedFile(t, "v1.2.0", "install.sh"), ctx: context.Background()}
+}
+
+// handle decides on ev and sends its alert, as the delivery runtime does.
+func (h *harness) handle(ev engine.Event) engine.Decision {
+	d := h.eng.Handle(h.ctx, ev)
+	require.NoError(h.t, h.eng.Alert(h.ctx, &d, h.notes))
+	return d
+}
+
+// check judges an object and sends the alert due, as check --restore does.
+func (h *harness) check(object string, gen int64, act bool) engine.Decision {
+	d := h.eng.Check(h.ctx, bucket, object, gen, act)
+	require.NoError(h.t, h.eng.Alert(h.ctx, &d, h.notes))
+	return d
+}
+
+// audit runs an audit and sends the alerts due.
+func (h *harness) audit(act bool, fn func(*engine.Decision)) error {
+	return h.eng.Audit(h.ctx, act, func(d *engine.Decision) {
+		require.NoError(h.t, h.eng.Alert(h.ctx, d, h.notes))
+		fn(d)
+	})
 }
 
 // put writes an object as an outsider would (unconditionally) and returns its generation.
@@ -185,7 +207,7 @@ func TestDecisionTable(t *testing.T) {
 	t.Run("finalize, live, ok: nothing", func(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
 		g := h.put("install.sh", h.good)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictOK, d.Verdict)
 		assert.Equal(t, engine.ActionNone, d.Action)
 		assert.Equal(t, sum(h.good), d.ExpectedSHA256)
@@ -201,7 +223,7 @@ func TestDecisionTable(t *testing.T) {
 		h.put("install.sh", h.good)
 		bad := tampered(h.good)
 		g := h.put("install.sh", bad)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictTampered, d.Verdict)
 		assert.Equal(t, engine.ActionRestored, d.Action, d.Error)
 		assert.Equal(t, sum(bad), d.ActualSHA256)
@@ -223,12 +245,14 @@ func TestDecisionTable(t *testing.T) {
 		rec, ok := h.stateObject("incidents/uploader-prod/install.sh/" + itoa(g) + ".json")
 		require.True(t, ok)
 		var r struct {
-			Status   string
-			Decision engine.Decision
+			Status  string
+			Alerted bool
+			Outcome struct{ Decision engine.Decision }
 		}
 		require.NoError(t, json.Unmarshal(rec, &r))
 		assert.Equal(t, "done", r.Status)
-		assert.Equal(t, engine.ActionRestored, r.Decision.Action)
+		assert.True(t, r.Alerted)
+		assert.Equal(t, engine.ActionRestored, r.Outcome.Decision.Action)
 
 		// The bad generation is kept as a noncurrent version too.
 		old, err := h.srv.Client.Bucket(bucket).Object("install.sh").Generation(g).NewReader(h.ctx)
@@ -250,7 +274,7 @@ func TestDecisionTable(t *testing.T) {
 		bad := tampered(h.good)
 		g := h.put("install.sh", bad)
 		newer := h.put("install.sh", h.good)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictTampered, d.Verdict)
 		assert.Equal(t, engine.ActionSkippedNewer, d.Action)
 		liveGen, _ := h.live("install.sh")
@@ -261,7 +285,7 @@ func TestDecisionTable(t *testing.T) {
 	t.Run("finalize, unverifiable: never restored from untrusted data", func(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
 		g := h.put("refused/install.sh", tampered(h.good))
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "refused/install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "refused/install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictUnverifiable, d.Verdict)
 		assert.Equal(t, engine.ReasonSignatureRefused, d.Reason)
 		assert.Equal(t, engine.ActionNone, d.Action)
@@ -275,7 +299,7 @@ func TestDecisionTable(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
 		g := h.put("install.sh", h.good)
 		h.del("install.sh")
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindArchive, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindArchive, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictMissing, d.Verdict)
 		assert.Equal(t, engine.ActionRestored, d.Action, d.Error)
 		liveGen, b := h.live("install.sh")
@@ -288,7 +312,7 @@ func TestDecisionTable(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
 		g := h.put("install.sh", h.good)
 		h.put("install.sh", h.good)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindDelete, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindDelete, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.VerdictIgnored, d.Verdict)
 		assert.Equal(t, engine.ReasonStillLive, d.Reason)
 		assert.Equal(t, engine.ActionNone, d.Action)
@@ -298,7 +322,7 @@ func TestDecisionTable(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
 		g := h.put("install.sh", h.good)
 		g2 := h.put("install.sh", h.good)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindArchive, Bucket: bucket, Object: "install.sh", Generation: g, OverwrittenBy: g2})
+		d := h.handle(engine.Event{Kind: engine.KindArchive, Bucket: bucket, Object: "install.sh", Generation: g, OverwrittenBy: g2})
 		assert.Equal(t, engine.VerdictIgnored, d.Verdict)
 		assert.Equal(t, engine.ReasonOverwritten, d.Reason)
 	})
@@ -308,7 +332,7 @@ func TestDecisionTable(t *testing.T) {
 		g := h.put("install.sh", h.good)
 		_, err := h.srv.Client.Bucket(bucket).Object("install.sh").Update(h.ctx, storage.ObjectAttrsToUpdate{ContentType: "text/html"})
 		require.NoError(t, err)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g, Metageneration: 2})
+		d := h.handle(engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g, Metageneration: 2})
 		assert.Equal(t, engine.VerdictTampered, d.Verdict)
 		assert.Equal(t, engine.ActionMetadataRestored, d.Action, d.Error)
 		assert.Equal(t, [2]string{"text/html", "text/x-shellscript"}, d.MetadataChanges["Content-Type"])
@@ -320,7 +344,7 @@ func TestDecisionTable(t *testing.T) {
 
 	t.Run("no rule: ignored", func(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "logo.png", Generation: 1})
+		d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "logo.png", Generation: 1})
 		assert.Equal(t, engine.VerdictIgnored, d.Verdict)
 		assert.Equal(t, engine.ReasonNoRule, d.Reason)
 	})
@@ -333,13 +357,13 @@ func TestOnMismatchQuarantineAndAlert(t *testing.T) {
 	bad := tampered(h.good)
 	h.put("quarantine/install.sh", h.good)
 	g := h.put("quarantine/install.sh", bad)
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "quarantine/install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "quarantine/install.sh", Generation: g})
 	assert.Equal(t, engine.ActionQuarantined, d.Action, d.Error)
 	liveGen, _ := h.live("quarantine/install.sh")
 	assert.Zero(t, liveGen, "the bad generation is no longer served")
 
 	g = h.put("alert/install.sh", bad)
-	d = h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "alert/install.sh", Generation: g})
+	d = h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "alert/install.sh", Generation: g})
 	assert.Equal(t, engine.VerdictTampered, d.Verdict)
 	assert.Equal(t, engine.ActionNone, d.Action)
 	liveGen, _ = h.live("alert/install.sh")
@@ -351,7 +375,7 @@ func TestOnMismatchQuarantineAndAlert(t *testing.T) {
 func TestRestoreFromRelease(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	g := h.put("install.sh", tampered(h.good))
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 	assert.Equal(t, engine.ActionRestored, d.Action, d.Error)
 	assert.Contains(t, d.Source, "release v1.2.0")
 	_, b := h.live("install.sh")
@@ -388,7 +412,7 @@ func TestRestoreSourceMismatchNeverUsed(t *testing.T) {
 	// An older generation that is also bad: not used either.
 	h.put("url/install.sh", []byte("#!/bin/sh\necho other\n"))
 	g := h.put("url/install.sh", tampered(good))
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "url/install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "url/install.sh", Generation: g})
 	assert.Equal(t, engine.VerdictTampered, d.Verdict)
 	assert.Equal(t, engine.ReasonNoGoodSource, d.Reason)
 	assert.Equal(t, engine.ActionQuarantined, d.Action, d.Error)
@@ -420,7 +444,7 @@ func TestConcurrentNewerUploadNotClobbered(t *testing.T) {
 	}})
 	h.put("install.sh", h.good)
 	g := h.put("install.sh", tampered(h.good))
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 	assert.Equal(t, engine.VerdictTampered, d.Verdict)
 	assert.Equal(t, engine.ActionSkippedNewer, d.Action)
 	liveGen, b := h.live("install.sh")
@@ -440,18 +464,30 @@ func TestDuplicateDeliveries(t *testing.T) {
 			results := make([]engine.Decision, 5)
 			for i := range results {
 				wg.Add(1)
-				go func() { defer wg.Done(); results[i] = h.eng.Handle(h.ctx, ev) }()
+				go func() { defer wg.Done(); results[i] = h.handle(ev) }()
 			}
 			wg.Wait()
-			restored := 0
+			restored, held := 0, 0
 			for _, d := range results {
-				assert.False(t, d.Transient, d.Error)
-				if d.Action == engine.ActionRestored {
+				switch {
+				case d.Action == engine.ActionRestored:
 					restored++
+				case d.Reason == engine.ReasonHeld:
+					held++
+					assert.True(t, d.Transient, "a delivery that meets the incident in progress is retried")
+				default:
+					assert.Equal(t, engine.ReasonDuplicate, d.Reason, d.Error)
+					assert.False(t, d.Transient, d.Error)
 				}
 			}
 			assert.Equal(t, 1, restored)
 			assert.Len(t, h.notes.all(), 1)
+			// The retries of the held deliveries find the incident complete.
+			for range held {
+				d := h.handle(ev)
+				assert.Equal(t, engine.ReasonDuplicate, d.Reason, d.Error)
+				assert.False(t, d.Transient)
+			}
 
 			// Count generations: the good one, the bad one, one restore.
 			n := 0
@@ -466,7 +502,7 @@ func TestDuplicateDeliveries(t *testing.T) {
 			assert.Equal(t, 3, n)
 
 			// A late redelivery after the fact changes nothing.
-			d := h.eng.Handle(h.ctx, ev)
+			d := h.handle(ev)
 			assert.NotEqual(t, engine.ActionRestored, d.Action)
 			assert.Len(t, h.notes.all(), 1)
 		})
@@ -478,9 +514,9 @@ func TestOutOfOrderEvents(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	bad := h.put("install.sh", tampered(h.good))
 	good := h.put("install.sh", h.good)
-	dGood := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: good})
+	dGood := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: good})
 	assert.Equal(t, engine.VerdictOK, dGood.Verdict)
-	dBad := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: bad})
+	dBad := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: bad})
 	assert.Equal(t, engine.ActionSkippedNewer, dBad.Action)
 	liveGen, _ := h.live("install.sh")
 	assert.Equal(t, good, liveGen)
@@ -490,7 +526,7 @@ func TestTransientStorageFailure(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	g := h.put("install.sh", h.good)
 	h.srv.FailNext("GET", "install.sh", http.StatusServiceUnavailable, 20)
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: g})
 	assert.Equal(t, engine.VerdictUnverifiable, d.Verdict)
 	assert.True(t, d.Transient, "a 503 is worth a retry")
 	assert.Empty(t, h.notes.all(), "a transient failure is not alerted; the retry decides")
@@ -503,7 +539,7 @@ func TestAudit(t *testing.T) {
 	h.put("dl/notes.txt", []byte("not covered"))
 	// install.sh is named exactly and missing.
 	var ds []engine.Decision
-	err := h.eng.Audit(h.ctx, false, func(d *engine.Decision) { ds = append(ds, *d) })
+	err := h.audit(false, func(d *engine.Decision) { ds = append(ds, *d) })
 	require.NoError(t, err)
 	got := map[string]engine.Verdict{}
 	for _, d := range ds {
@@ -520,7 +556,7 @@ func TestAudit(t *testing.T) {
 	assert.Empty(t, h.notes.all(), "an audit without --restore only reports")
 
 	ds = nil
-	require.NoError(t, h.eng.Audit(h.ctx, true, func(d *engine.Decision) { ds = append(ds, *d) }))
+	require.NoError(t, h.audit(true, func(d *engine.Decision) { ds = append(ds, *d) }))
 	_, b := h.live("dl/b.sh")
 	assert.Equal(t, h.good, b)
 	_, b = h.live("install.sh")
@@ -531,10 +567,10 @@ func TestCheckGeneration(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	bad := h.put("install.sh", tampered(h.good))
 	h.put("install.sh", h.good)
-	d := h.eng.Check(h.ctx, bucket, "install.sh", bad, false)
+	d := h.check("install.sh", bad, false)
 	assert.Equal(t, engine.VerdictTampered, d.Verdict)
 	assert.Equal(t, engine.ActionNone, d.Action)
-	d = h.eng.Check(h.ctx, bucket, "install.sh", 0, false)
+	d = h.check("install.sh", 0, false)
 	assert.Equal(t, engine.VerdictOK, d.Verdict)
 }
 
@@ -543,7 +579,7 @@ func TestOddObjectNames(t *testing.T) {
 	for _, name := range []string{"dl/spa ce.sh", "dl/ünï.sh", "dl/h#sh.sh", "dl/q?.sh", "dl/per%cent.sh"} {
 		t.Run(name, func(t *testing.T) {
 			g := h.put(name, tampered(h.good))
-			d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: name, Generation: g})
+			d := h.handle(engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: name, Generation: g})
 			assert.Equal(t, engine.VerdictTampered, d.Verdict, d.Error)
 			assert.Equal(t, engine.ActionRestored, d.Action, d.Error)
 			_, b := h.live(name)
@@ -577,7 +613,7 @@ func TestMetadataRestoreIsConditional(t *testing.T) {
 	g := h.put("install.sh", h.good)
 	_, err := h.srv.Client.Bucket(bucket).Object("install.sh").Update(h.ctx, storage.ObjectAttrsToUpdate{ContentType: "text/html"})
 	require.NoError(t, err)
-	d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g})
+	d := h.handle(engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g})
 	assert.Equal(t, engine.VerdictTampered, d.Verdict)
 	assert.Equal(t, engine.ActionSkippedNewer, d.Action, "the concurrent change has its own event")
 	attrs, err := h.srv.Client.Bucket(bucket).Object("install.sh").Attrs(h.ctx)
@@ -635,14 +671,14 @@ func TestRepeatedIncidentsOnOneGeneration(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		_, err := h.srv.Client.Bucket(bucket).Object("install.sh").Update(h.ctx, storage.ObjectAttrsToUpdate{ContentType: "text/html"})
 		require.NoError(t, err)
-		d := h.eng.Handle(h.ctx, engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g})
+		d := h.handle(engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g})
 		assert.Equal(t, engine.ActionMetadataRestored, d.Action, "round %d: %s %s", i, d.Reason, d.Error)
 	}
 
 	for i := 0; i < 2; i++ {
 		h.del("install.sh")
 		var ds []engine.Decision
-		require.NoError(t, h.eng.Audit(h.ctx, true, func(d *engine.Decision) {
+		require.NoError(t, h.audit(true, func(d *engine.Decision) {
 			if d.Object == "install.sh" {
 				ds = append(ds, *d)
 			}

@@ -14,7 +14,8 @@ const (
 	ReasonStillLive       = "live_generation"  // a generation was pruned but the object is live
 	ReasonNotLive         = "not_live"         // a metadata event for a generation that is no longer live
 	ReasonNoGoodSource    = "no_good_source"   // tampered or gone, and nothing verified to restore from
-	ReasonDuplicate       = "duplicate"        // another delivery of the same event owns the incident
+	ReasonDuplicate       = "duplicate"        // the incident is complete: acted on and alerted
+	ReasonHeld            = "incident_held"    // another delivery works on the incident under a live lease: retried
 	ReasonMetadata        = "metadata_changed" // protected metadata differs
 	ReasonRestoreMismatch = "restore_mismatch" // the restored generation did not read back as signed
 )
@@ -49,7 +50,7 @@ func (e *Engine) checkMatched(ctx context.Context, m config.Match, d *Decision, 
 	}
 	if j.verdict != VerdictTampered {
 		if act && j.verdict == VerdictUnverifiable && !j.transient {
-			e.notify(ctx, d)
+			d.alert = &alertDue{}
 		}
 		return
 	}
@@ -91,8 +92,13 @@ func (e *Engine) handleGone(ctx context.Context, m config.Match, ev Event, d *De
 		d.Reason = ReasonOverwritten // the finalize of the new generation is judged on its own
 		return
 	}
-	_, err := e.store.Attrs(ctx, ev.Bucket, ev.Object, 0)
+	live, err := e.store.Attrs(ctx, ev.Bucket, ev.Object, 0)
 	switch {
+	case err == nil && live.Meta.Custom[markerKey] == incidentKey(d, incidentGone):
+		// Live again through this incident's own restore, whose owner stopped before it
+		// recorded the outcome: verify it and finish the incident.
+		e.restoreMissing(ctx, m, d, ev.Generation, true)
+		return
 	case err == nil:
 		d.Reason = ReasonStillLive
 		return

@@ -2,20 +2,50 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
-// claimTimeout is how long an incident may stay "handling" before another delivery may
-// take it over (its owner died mid-way).
-const claimTimeout = 2 * time.Minute
+// The incident protocol. Every tampering, deletion or metadata change that tamperguard acts
+// on is an incident: a record keyed by what happened (bucket/object#generation, with a
+// suffix for deletions and metadata changes), created with DoesNotExist in the state bucket
+// (or in memory without one). The record says who works on it (an owner token), until when
+// (a lease, renewed while the work goes on), and what came of it:
+//
+//	(none) ──create──▶ handling{owner, lease} ──finish──▶ done{alerted: false, lease} ──alerted──▶ done{alerted: true}
+//	                      │  ▲                              │  ▲
+//	                      │  └──take over (lease expired)───┘  └── take over (lease expired): send the alert (the outbox)
+//	                      └──abandon (transient failure): lease ends now, a redelivery takes over at once
+//
+// A delivery that meets a record under a live lease is retried, never acknowledged; one that
+// meets a done, alerted record is a duplicate. Writes are conditional on the record's
+// generation; every write bumps Seq, so an owner that lost a write's response (and got 412
+// on the retry) recognises its own write by owner and Seq.
 
-// recentWindow is how long this instance remembers incidents it handled.
-const recentWindow = time.Hour
+// DefaultLease is how long a claim on an incident holds without renewal: short enough that
+// a crashed owner's incident is taken over by the next redelivery, long enough for renewals
+// (every third of it) to land under load.
+const DefaultLease = 30 * time.Second
+
+// settleTimeout bounds the record writes that end a piece of work (abandon, finish, alerted).
+// They run on a fresh context: the event's own may be the deadline that just expired.
+const settleTimeout = 15 * time.Second
+
+// maxHold bounds how long one owner keeps renewing a lease, so that a wedged owner cannot
+// hold an incident forever.
+const maxHold = 15 * time.Minute
+
+// memoryRetention is how long the in-memory store keeps finished records.
+const memoryRetention = time.Hour
 
 // maxRecordSize bounds the records read back from the state bucket.
 const maxRecordSize = 1 << 20
@@ -26,145 +56,340 @@ const (
 	statusDone     = "done"
 )
 
-// incidentRecord is kept at incidents/<bucket>/<object>/<generation>.json in the state
-// bucket. Its creation with DoesNotExist decides which instance owns the incident.
+// ErrLeaseLost: another delivery took the incident over (this owner's lease had expired);
+// the work stops and the event is retried.
+var ErrLeaseLost = errors.New("incident lease lost to another delivery")
+
+// markerKey is the custom metadata that names the incident on what tamperguard writes to
+// the watched bucket (restored generations, repaired metadata), so that after a lost
+// response it can tell its own write from someone else's. It is a hint, never proof: a
+// generation is "ours" only if it also hashes to the signed digest.
+const markerKey = "tamperguard-incident"
+
+// incidentRecord is one incident in the record store.
 type incidentRecord struct {
-	Key      string    `json:"key"`
-	Status   string    `json:"status"`
-	Started  time.Time `json:"started"`
-	Updated  time.Time `json:"updated"`
-	Decision *Decision `json:"decision,omitempty"`
+	Key     string    `json:"key"`
+	Owner   string    `json:"owner"`
+	Seq     int64     `json:"seq"`
+	Status  string    `json:"status"`
+	Lease   time.Time `json:"lease_until,omitzero"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	// Owners counts the deliveries that owned it (1 + takeovers).
+	Owners int `json:"owners"`
+	// Restored is the generation tamperguard wrote, once the write committed.
+	Restored  int64     `json:"restored_generation,omitempty"`
+	Alerted   bool      `json:"alerted"`
+	AlertedAt time.Time `json:"alerted_at,omitzero"`
+	// Outcome is what was found and done, for whoever sends the alert.
+	Outcome *outcome `json:"outcome,omitempty"`
 }
 
-// incident is one owned incident.
-type incident struct {
-	key    string
-	name   string // record object in the state bucket; "" without one
-	gen    int64  // the record's generation, for conditional updates
-	record incidentRecord
+// pending reports whether the record still needs an owner's attention: work or an alert.
+func (r *incidentRecord) pending() bool { return r.Status != statusDone || !r.Alerted }
+
+// recordStore keeps incident records. Implementations: the state bucket, or memory.
+type recordStore interface {
+	// create stores rec under key if there is none (ErrPrecondition otherwise).
+	create(ctx context.Context, key string, rec incidentRecord) (int64, error)
+	// load returns the record and its version (ErrObjectNotFound if none).
+	load(ctx context.Context, key string) (incidentRecord, int64, error)
+	// update replaces the record if its version is still ver (ErrPrecondition otherwise).
+	update(ctx context.Context, key string, ver int64, rec incidentRecord) (int64, error)
+	// pending lists the records that may still need work or an alert.
+	pending(ctx context.Context, fn func(rec incidentRecord) error) error
 }
 
-// Incident kinds, part of the key: one generation can be written tampered, later deleted,
-// and have its metadata changed many times, and each of those is its own incident.
+// claimResult is what a claim found.
+type claimResult int
+
 const (
-	incidentTampered = ""
-	incidentGone     = ".gone"
+	claimOwned     claimResult = iota // this delivery owns the incident: do the work
+	claimOutbox                       // the work is done, the alert is not: this delivery sends it
+	claimHeld                         // another delivery holds a live lease: retry later
+	claimDuplicate                    // done and alerted: nothing is left to do
 )
 
-func incidentMetadata(metageneration int64) string { return fmt.Sprintf(".m%d", metageneration) }
+// incident is an incident this delivery owns, until it is finished or abandoned.
+type incident struct {
+	e     *Engine
+	key   string
+	token string
 
-func incidentKey(d *Decision, kind string) string {
-	return fmt.Sprintf("%s/%s#%d%s", d.Bucket, d.Object, d.Generation, kind)
+	mu  sync.Mutex // one write at a time: renewals race with the work's own writes
+	ver int64
+	rec incidentRecord
+
+	cancel  context.CancelCauseFunc // ends the work when the lease is lost
+	stopped chan struct{}           // closed when renewal stops
+	stop    sync.Once
+	quit    chan struct{}
 }
 
-// claim makes this delivery the owner of the incident, or returns nil when another one is.
-func (e *Engine) claim(ctx context.Context, d *Decision, kind string) (*incident, error) {
-	key := incidentKey(d, kind)
-	now := e.now()
-	e.mu.Lock()
-	for k, t := range e.recent {
-		if now.Sub(t) > recentWindow {
-			delete(e.recent, k)
-		}
-	}
-	if _, seen := e.recent[key]; seen {
-		e.mu.Unlock()
-		return nil, nil
-	}
-	e.recent[key] = now
-	e.mu.Unlock()
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
-	inc := &incident{key: key, record: incidentRecord{Key: key, Status: statusHandling, Started: now, Updated: now}}
-	if e.state == "" {
-		return inc, nil
-	}
-	inc.name = fmt.Sprintf("incidents/%s/%s/%d%s.json", d.Bucket, d.Object, d.Generation, kind)
-	attrs, err := e.writeRecord(ctx, inc.name, Condition{DoesNotExist: true}, inc.record)
+// claim makes this delivery the owner of the incident key, or says who is.
+func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult, error) {
+	inc := &incident{e: e, key: key, token: newToken()}
+	now := e.now()
+	inc.rec = incidentRecord{Key: key, Owner: inc.token, Seq: 1, Status: statusHandling,
+		Lease: now.Add(e.lease), Started: now, Updated: now, Owners: 1}
+	ver, err := e.records.create(ctx, key, inc.rec)
 	if err == nil {
-		inc.gen = attrs.Generation
-		return inc, nil
+		inc.ver = ver
+		return inc, claimOwned, nil
 	}
 	if !errors.Is(err, ErrPrecondition) {
-		e.forget(key)
-		return nil, fmt.Errorf("creating incident record gs://%s/%s: %w", e.state, inc.name, err)
+		return nil, 0, fmt.Errorf("creating incident record %s: %w", key, err)
 	}
-	// Someone created it first. Take it over only if its owner died mid-way.
-	var existing incidentRecord
-	gen, err := e.readRecord(ctx, inc.name, &existing)
-	if err != nil {
-		e.forget(key)
-		return nil, fmt.Errorf("reading incident record gs://%s/%s: %w", e.state, inc.name, err)
+	for range 3 {
+		cur, ver, err := e.records.load(ctx, key)
+		if errors.Is(err, ErrObjectNotFound) {
+			// Gone between our create and this read (pruned): create again.
+			if ver, err = e.records.create(ctx, key, inc.rec); err == nil {
+				inc.ver = ver
+				return inc, claimOwned, nil
+			} else if errors.Is(err, ErrPrecondition) {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("reading incident record %s: %w", key, err)
+		}
+		if cur.Owner == inc.token && cur.Seq == inc.rec.Seq {
+			// Our create committed and its response was lost; the retry met our own record.
+			inc.ver, inc.rec = ver, cur
+			return inc, claimOwned, nil
+		}
+		switch {
+		case !cur.pending():
+			return nil, claimDuplicate, nil
+		case e.now().Before(cur.Lease):
+			return nil, claimHeld, nil
+		}
+		// Its owner died or gave up: take it over.
+		next := cur
+		next.Owner, next.Seq, next.Lease, next.Updated = inc.token, cur.Seq+1, e.now().Add(e.lease), e.now()
+		next.Owners++
+		nv, err := e.records.update(ctx, key, ver, next)
+		if errors.Is(err, ErrPrecondition) {
+			if again, v2, lerr := e.records.load(ctx, key); lerr == nil && again.Owner == inc.token && again.Seq == next.Seq {
+				nv, err = v2, nil // our takeover committed; its response was lost
+			} else {
+				continue // someone else moved first: look again
+			}
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("taking over incident record %s: %w", key, err)
+		}
+		inc.ver, inc.rec = nv, next
+		e.log.Warn("took over an incident whose owner stopped", "incident", key, "started", cur.Started,
+			"status", cur.Status, "owners", next.Owners)
+		if cur.Status == statusDone {
+			return inc, claimOutbox, nil
+		}
+		return inc, claimOwned, nil
 	}
-	if existing.Status == statusDone || now.Sub(existing.Updated) < claimTimeout {
-		return nil, nil
-	}
-	attrs, err = e.writeRecord(ctx, inc.name, Condition{GenerationMatch: gen}, inc.record)
+	return nil, claimHeld, nil
+}
+
+// write changes the record with mutate, conditionally on its version, on a fresh bounded
+// context. A lost response is recognised by owner and Seq.
+func (inc *incident) write(mutate func(*incidentRecord)) error {
+	inc.mu.Lock()
+	defer inc.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	e := inc.e
+	next := inc.rec
+	mutate(&next)
+	next.Seq = inc.rec.Seq + 1
+	next.Updated = e.now()
+	ver, err := e.records.update(ctx, inc.key, inc.ver, next)
 	if errors.Is(err, ErrPrecondition) {
-		return nil, nil
+		cur, v2, lerr := e.records.load(ctx, inc.key)
+		if lerr == nil && cur.Owner == inc.token && cur.Seq == next.Seq {
+			ver, err = v2, nil
+		} else {
+			return fmt.Errorf("%w: incident %s", ErrLeaseLost, inc.key)
+		}
 	}
 	if err != nil {
-		e.forget(key)
-		return nil, fmt.Errorf("taking over incident record gs://%s/%s: %w", e.state, inc.name, err)
+		return fmt.Errorf("updating incident record %s: %w", inc.key, err)
 	}
-	e.log.Warn("took over an incident abandoned mid-way", "incident", key, "started", existing.Started)
-	inc.gen = attrs.Generation
-	return inc, nil
+	inc.ver, inc.rec = ver, next
+	return nil
 }
 
-// own claims the incident for d, or records on d why it cannot: a failure to reach the
-// state bucket (transient) or another delivery owning it (duplicate).
-func (e *Engine) own(ctx context.Context, d *Decision, kind string) (*incident, bool) {
-	inc, err := e.claim(ctx, d, kind)
+// hold keeps the lease alive until the incident is settled, and returns a context for the
+// work that ends when the lease is lost to another delivery.
+func (inc *incident) hold(ctx context.Context) context.Context {
+	wctx, cancel := context.WithCancelCause(ctx)
+	inc.cancel = cancel
+	inc.quit = make(chan struct{})
+	inc.stopped = make(chan struct{})
+	every := inc.e.lease / 3
+	go func() {
+		defer close(inc.stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		limit := time.NewTimer(maxHold)
+		defer limit.Stop()
+		for {
+			select {
+			case <-inc.quit:
+				return
+			case <-limit.C:
+				inc.e.log.Error("incident held too long; letting the lease expire", "incident", inc.key)
+				cancel(fmt.Errorf("%w: held for %s", ErrLeaseLost, maxHold))
+				return
+			case <-t.C:
+				err := inc.write(func(r *incidentRecord) { r.Lease = inc.e.now().Add(inc.e.lease) })
+				if errors.Is(err, ErrLeaseLost) {
+					cancel(err)
+					return
+				}
+				if err != nil {
+					inc.e.log.Warn("renewing an incident lease failed; trying again", "incident", inc.key, "error", err)
+				}
+			}
+		}
+	}()
+	return wctx
+}
+
+// release stops the lease renewal.
+func (inc *incident) release() {
+	inc.stop.Do(func() {
+		if inc.quit != nil {
+			close(inc.quit)
+			<-inc.stopped
+		}
+		if inc.cancel != nil {
+			inc.cancel(context.Canceled)
+		}
+	})
+}
+
+// abandon gives the incident up after a transient failure: the lease ends now, so the
+// retry takes it over at once instead of waiting out the lease.
+func (inc *incident) abandon() {
+	inc.release()
+	if err := inc.write(func(r *incidentRecord) { r.Lease = inc.e.now() }); err != nil {
+		inc.e.log.Warn("giving up an incident failed; a retry takes it over when its lease ends", "incident", inc.key, "error", err)
+	}
+}
+
+// finish records the final outcome. With alert, the incident stays leased until Settle says
+// the alert went out; without, it is complete.
+func (inc *incident) finish(d *Decision, alert bool) error {
+	out := snapshot(d)
+	err := inc.write(func(r *incidentRecord) {
+		r.Status, r.Outcome = statusDone, out
+		r.Restored = d.RestoredGeneration
+		if alert {
+			r.Lease = inc.e.now().Add(inc.e.lease)
+		} else {
+			r.Alerted, r.Lease = true, time.Time{}
+		}
+	})
+	if !alert || err != nil {
+		inc.release()
+	}
+	return err
+}
+
+// ---- the state bucket -----------------------------------------------------------------
+
+// stateName is the name of a record about bucket/object in the state bucket:
+// prefix/bucket/object/leaf. An object name that would make it too long for Cloud Storage
+// is replaced by its SHA-256, so that no name an attacker picks can make a record unwritable.
+func stateName(prefix, bucket, object, leaf string) string {
+	name := prefix + "/" + bucket + "/" + object + "/" + leaf
+	if len(name) <= 1000 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(object))
+	return prefix + "/" + bucket + "/_sha256/" + hex.EncodeToString(sum[:]) + "/" + leaf
+}
+
+// bucketRecords keeps incident records in the state bucket at incidents/B/O/LEAF.json. The
+// record's status is repeated in its custom metadata so that a listing finds the pending
+// ones without reading every record.
+type bucketRecords struct {
+	store  Store
+	bucket string
+}
+
+var _ recordStore = (*bucketRecords)(nil)
+
+const incidentPrefix = "incidents/"
+
+func (s *bucketRecords) name(key string) string {
+	b, rest, _ := strings.Cut(key, "/")
+	i := strings.LastIndexByte(rest, '#')
+	if i < 0 {
+		return stateName("incidents", b, rest, "0.json")
+	}
+	return stateName("incidents", b, rest[:i], rest[i+1:]+".json")
+}
+
+func (s *bucketRecords) write(ctx context.Context, key string, cond Condition, rec incidentRecord) (int64, error) {
+	b, err := json.Marshal(rec)
 	if err != nil {
-		d.setErr(err)
-		d.Transient = true
-		return nil, false
+		return 0, err
 	}
-	if inc == nil {
-		d.Duplicate, d.Reason = true, ReasonDuplicate
-		return nil, false
-	}
-	return inc, true
+	meta := Metadata{ContentType: "application/json", CacheControl: "no-store", Custom: map[string]string{
+		"tamperguard-status": rec.Status, "tamperguard-alerted": strconv.FormatBool(rec.Alerted),
+	}}
+	a, err := s.store.Write(ctx, s.bucket, s.name(key), cond, meta, strings.NewReader(string(b)))
+	return a.Generation, err
 }
 
-func (e *Engine) forget(key string) {
-	e.mu.Lock()
-	delete(e.recent, key)
-	e.mu.Unlock()
+func (s *bucketRecords) create(ctx context.Context, key string, rec incidentRecord) (int64, error) {
+	return s.write(ctx, key, Condition{DoesNotExist: true}, rec)
 }
 
-// release gives up an incident after a transient failure, so the retry can own it.
-func (e *Engine) release(ctx context.Context, inc *incident) {
-	e.forget(inc.key)
-	if inc.name == "" {
-		return
-	}
-	if err := e.store.Delete(ctx, e.state, inc.name, Condition{GenerationMatch: inc.gen}); err != nil && !errors.Is(err, ErrObjectNotFound) {
-		e.log.Error("releasing incident record failed; a retry may wait for the claim timeout", "incident", inc.key, "error", err)
-	}
+func (s *bucketRecords) update(ctx context.Context, key string, ver int64, rec incidentRecord) (int64, error) {
+	return s.write(ctx, key, Condition{GenerationMatch: ver}, rec)
 }
 
-// finish alerts and records the outcome. Neither blocks nor undoes what was done.
-func (e *Engine) finish(ctx context.Context, inc *incident, d *Decision) {
-	e.notify(ctx, d)
-	if inc.name == "" {
-		return
+func (s *bucketRecords) load(ctx context.Context, key string) (incidentRecord, int64, error) {
+	var rec incidentRecord
+	gen, err := readJSON(ctx, s.store, s.bucket, s.name(key), &rec)
+	if err == nil && rec.Key != key {
+		err = fmt.Errorf("incident record gs://%s/%s holds %q, not %q", s.bucket, s.name(key), rec.Key, key)
 	}
-	inc.record.Status, inc.record.Updated, inc.record.Decision = statusDone, e.now(), d
-	if _, err := e.writeRecord(ctx, inc.name, Condition{GenerationMatch: inc.gen}, inc.record); err != nil {
-		e.log.Error("recording incident outcome failed", "incident", inc.key, "error", err)
-	}
+	return rec, gen, err
 }
 
-func (e *Engine) notify(ctx context.Context, d *Decision) {
-	if e.notifier == nil {
-		return
-	}
-	if err := e.notifier.Notify(ctx, d); err != nil {
-		e.log.Error("alert not delivered", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "error", err)
-	}
+func (s *bucketRecords) pending(ctx context.Context, fn func(rec incidentRecord) error) error {
+	return s.store.List(ctx, s.bucket, incidentPrefix, func(a ObjectAttrs) error {
+		c := a.Meta.Custom
+		if c["tamperguard-status"] == statusDone && c["tamperguard-alerted"] == "true" {
+			return nil
+		}
+		var rec incidentRecord
+		if _, err := readJSON(ctx, s.store, s.bucket, a.Name, &rec); err != nil {
+			return fmt.Errorf("reading incident record gs://%s/%s: %w", s.bucket, a.Name, err)
+		}
+		if !rec.pending() {
+			return nil
+		}
+		return fn(rec)
+	})
 }
 
+// readRecord reads a JSON record from the state bucket and returns its generation.
+func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, error) {
+	return readJSON(ctx, e.store, e.state, name, v)
+}
+
+// writeRecord writes a JSON record to the state bucket under cond.
 func (e *Engine) writeRecord(ctx context.Context, name string, cond Condition, v any) (ObjectAttrs, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -173,13 +398,13 @@ func (e *Engine) writeRecord(ctx context.Context, name string, cond Condition, v
 	return e.store.Write(ctx, e.state, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
 }
 
-// readRecord reads a JSON record from the state bucket and returns its generation.
-func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, error) {
-	attrs, err := e.store.Attrs(ctx, e.state, name, 0)
+// readJSON reads a JSON record from bucket and returns its generation.
+func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int64, error) {
+	attrs, err := store.Attrs(ctx, bucket, name, 0)
 	if err != nil {
 		return 0, err
 	}
-	r, err := e.store.Open(ctx, e.state, name, attrs.Generation)
+	r, err := store.Open(ctx, bucket, name, attrs.Generation)
 	if err != nil {
 		return 0, err
 	}
@@ -189,10 +414,89 @@ func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, err
 		return 0, err
 	}
 	if len(b) > maxRecordSize {
-		return 0, fmt.Errorf("record gs://%s/%s is over %d bytes", e.state, name, maxRecordSize)
+		return 0, fmt.Errorf("record gs://%s/%s is over %d bytes", bucket, name, maxRecordSize)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return 0, fmt.Errorf("record gs://%s/%s is not valid JSON: %w", e.state, name, err)
+		return 0, fmt.Errorf("record gs://%s/%s is not valid JSON: %w", bucket, name, err)
 	}
 	return attrs.Generation, nil
+}
+
+// ---- memory ---------------------------------------------------------------------------
+
+// memoryRecords keeps incident records in this process: the same protocol for one instance
+// without a state bucket. Duplicates delivered to other instances are not de-duplicated.
+type memoryRecords struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	ver  int64
+	recs map[string]memoryRecord
+}
+
+type memoryRecord struct {
+	rec incidentRecord
+	ver int64
+}
+
+var _ recordStore = (*memoryRecords)(nil)
+
+func newMemoryRecords(now func() time.Time) *memoryRecords {
+	return &memoryRecords{now: now, recs: map[string]memoryRecord{}}
+}
+
+func (s *memoryRecords) create(_ context.Context, key string, rec incidentRecord) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for k, r := range s.recs {
+		if !r.rec.pending() && now.Sub(r.rec.Updated) > memoryRetention {
+			delete(s.recs, k)
+		}
+	}
+	if _, ok := s.recs[key]; ok {
+		return 0, ErrPrecondition
+	}
+	s.ver++
+	s.recs[key] = memoryRecord{rec: rec, ver: s.ver}
+	return s.ver, nil
+}
+
+func (s *memoryRecords) load(_ context.Context, key string) (incidentRecord, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[key]
+	if !ok {
+		return incidentRecord{}, 0, ErrObjectNotFound
+	}
+	return r.rec, r.ver, nil
+}
+
+func (s *memoryRecords) update(_ context.Context, key string, ver int64, rec incidentRecord) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.recs[key]
+	if !ok || r.ver != ver {
+		return 0, ErrPrecondition
+	}
+	s.ver++
+	s.recs[key] = memoryRecord{rec: rec, ver: s.ver}
+	return s.ver, nil
+}
+
+func (s *memoryRecords) pending(_ context.Context, fn func(rec incidentRecord) error) error {
+	s.mu.Lock()
+	var recs []incidentRecord
+	for _, r := range s.recs {
+		if r.rec.pending() {
+			recs = append(recs, r.rec)
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

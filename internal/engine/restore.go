@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
@@ -21,26 +22,96 @@ const maxVersionCandidates = 20
 // were not used.
 var ErrSourceMismatch = errors.New("restore source does not match the signed digest")
 
+// Incident kinds, part of the key: one generation can be written tampered, later deleted,
+// and have its metadata changed many times, and each of those is its own incident.
+const (
+	incidentTampered = ""
+	incidentGone     = ".gone"
+)
+
+func incidentMetadata(metageneration int64) string { return fmt.Sprintf(".m%d", metageneration) }
+
+func incidentKey(d *Decision, kind string) string {
+	return fmt.Sprintf("%s/%s#%d%s", d.Bucket, d.Object, d.Generation, kind)
+}
+
+// own claims the incident for d. It returns the incident and a context for the work (ended
+// if the lease is lost) when this delivery is to act. Otherwise it records on d why not: the
+// state bucket could not be reached or another delivery holds the incident (both retried),
+// the incident is complete (a duplicate), or only its alert is left (d becomes that alert).
+func (e *Engine) own(ctx context.Context, d *Decision, kind string) (context.Context, *incident, bool) {
+	key := incidentKey(d, kind)
+	inc, res, err := e.claim(ctx, key)
+	switch {
+	case err != nil:
+		d.setErr(err)
+		d.Transient = true
+		return ctx, nil, false
+	case res == claimHeld:
+		d.Reason, d.Transient, d.Incident = ReasonHeld, true, key
+		return ctx, nil, false
+	case res == claimDuplicate:
+		d.Duplicate, d.Reason, d.Incident = true, ReasonDuplicate, key
+		return ctx, nil, false
+	case res == claimOutbox:
+		e.resumeAlert(ctx, inc, d)
+		return ctx, nil, false
+	}
+	d.Incident = key
+	return inc.hold(ctx), inc, true
+}
+
+// conclude ends the work on an incident: a transient failure gives it up for the retry;
+// anything else is final and recorded, with an alert due unless alert is false. A failure to
+// record the outcome makes the event a retry: the next owner finds the work done (its
+// restore is marked) and finishes the record.
+func (e *Engine) conclude(inc *incident, d *Decision, alert bool) {
+	if d.Transient {
+		inc.abandon()
+		return
+	}
+	if err := inc.finish(d, alert); err != nil {
+		e.log.Error("recording an incident's outcome failed; the event will be delivered again", "incident", inc.key, "error", err)
+		inc.abandon()
+		d.Transient = true
+		if d.Error == "" {
+			d.Error = err.Error()
+		}
+		return
+	}
+	if alert {
+		d.alert = &alertDue{inc: inc, since: e.now()}
+	}
+}
+
 // respondTampered acts on a tampered generation: owns the incident, keeps evidence, restores
-// or quarantines as the rule says, and alerts.
+// or quarantines as the rule says, and leaves the alert due.
 func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decision, j judged) {
-	inc, ok := e.own(ctx, d, incidentTampered)
+	ctx, inc, ok := e.own(ctx, d, incidentTampered)
 	if !ok {
 		return
 	}
+	defer func() { e.conclude(inc, d, true) }()
+	want := j.exp.Entry.Digest
 	d.BadCacheControl = j.attrs.Meta.CacheControl
 	d.BadContent = e.sample(ctx, d.Bucket, d.Object, j.attrs)
 	if !j.attrs.Live {
-		// A newer generation replaced it: that write has its own event. The alert says this
-		// one was served from its creation until it was replaced.
+		// A newer generation replaced it: tamperguard's own restore (a previous delivery of
+		// this incident wrote it and stopped before recording it), or someone else's write,
+		// which has its own event. The alert says this one was served until it was replaced.
+		if e.ownRestoreLive(ctx, m, d, inc.key, want) {
+			return
+		}
+		if d.Transient {
+			return
+		}
 		d.Action, d.Replaced = ActionSkippedNewer, j.attrs.Deleted
-		e.finish(ctx, inc, d)
 		return
 	}
 	if ev, err := e.keepEvidence(ctx, j.attrs); err != nil {
-		if errors.Is(err, ErrTransient) {
-			e.release(ctx, inc)
+		if errors.Is(err, ErrTransient) || ctx.Err() != nil {
 			d.setErr(err)
+			d.Transient = true
 			return
 		}
 		e.log.Error("keeping evidence failed", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "error", err)
@@ -48,10 +119,10 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		d.Evidence = ev
 	}
 
-	src, srcErr := e.goodSource(ctx, m, d.Bucket, d.Object, j.exp.Entry.Digest, j.attrs.Generation, j.exp)
-	if srcErr != nil && errors.Is(srcErr, ErrTransient) {
-		e.release(ctx, inc)
+	src, srcErr := e.goodSource(ctx, m, d.Bucket, d.Object, want, j.attrs.Generation, j.exp)
+	if srcErr != nil && (errors.Is(srcErr, ErrTransient) || ctx.Err() != nil) {
 		d.setErr(srcErr)
+		d.Transient = true
 		return
 	}
 	if src != nil {
@@ -75,14 +146,44 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 				d.Action = ActionNone
 			}
 		default:
-			e.writeGood(ctx, m, d, src, Condition{GenerationMatch: j.attrs.Generation}, j.exp.Entry.Digest)
+			e.writeGood(ctx, m, d, inc, src, Condition{GenerationMatch: j.attrs.Generation}, want)
 		}
 	}
-	if d.Transient {
-		e.release(ctx, inc)
-		return
+}
+
+// ownRestoreLive reports whether the live generation is tamperguard's restore for this
+// incident: it carries the incident's marker and hashes to the signed digest (the marker
+// alone proves nothing: anyone who can write the bucket can set it). Then d says restored.
+func (e *Engine) ownRestoreLive(ctx context.Context, m config.Match, d *Decision, key string, want checksum.Digest) bool {
+	live, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
+	if err != nil {
+		if !errors.Is(err, ErrObjectNotFound) {
+			d.setErr(fmt.Errorf("reading the live generation of %s: %w", GSPath(d.Bucket, d.Object, 0), err))
+		}
+		return false
 	}
-	e.finish(ctx, inc, d)
+	if live.Meta.Custom[markerKey] != key {
+		return false
+	}
+	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, live.Generation)
+	if err != nil {
+		d.setErr(fmt.Errorf("verifying restored %s: %w", GSPath(d.Bucket, d.Object, live.Generation), err))
+		return false
+	}
+	if got != want {
+		e.log.Warn("the live generation claims to be tamperguard's restore but is not the signed bytes", "incident", key,
+			"bucket", d.Bucket, "object", d.Object, "generation", live.Generation)
+		return false
+	}
+	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, live.Generation, live.Created
+	d.Reason, d.Err, d.Error, d.Transient = "", nil, "", false
+	if d.Source == "" {
+		d.Source = "restored by an earlier delivery of this incident"
+	}
+	if d.GoodContent == nil {
+		d.GoodContent = e.sample(ctx, d.Bucket, d.Object, live)
+	}
+	return true
 }
 
 // sample reads a generation for the alert's diff, when it is small enough.
@@ -116,15 +217,18 @@ func (s *goodSource) sample(ctx context.Context) []byte {
 	return readSample(r)
 }
 
-// writeGood writes verified bytes under cond, reads the new generation back, and only then
-// calls it restored. A lost precondition means someone else wrote first: that write is
-// judged by its own event, never clobbered.
-func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, src *goodSource, cond Condition, want checksum.Digest) {
+// writeGood writes verified bytes under cond, marked as this incident's, reads the new
+// generation back, and only then calls it restored. A lost precondition is someone else's
+// write (judged by its own event, never clobbered) unless the live generation is this
+// incident's own restore, whose response was lost.
+func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
 	meta := e.restoredMetadata(m, src.meta)
+	meta.Custom = map[string]string{markerKey: inc.key}
 	r, err := src.open(ctx)
 	if err != nil {
 		d.Action = ActionFailed
 		d.setErr(fmt.Errorf("opening restore source %s: %w", src.name, err))
+		d.Transient = d.Transient || ctx.Err() != nil
 		return
 	}
 	vr := &verifyingReader{r: r, h: sha256.New(), want: want}
@@ -132,17 +236,26 @@ func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, src
 	r.Close()
 	switch {
 	case errors.Is(err, ErrPrecondition):
-		d.Action = ActionSkippedNewer
+		if !e.ownRestoreLive(ctx, m, d, inc.key, want) && !d.Transient {
+			d.Action = ActionSkippedNewer
+		}
 		return
 	case err != nil:
 		d.Action = ActionFailed
 		d.setErr(fmt.Errorf("restoring %s from %s: %w", GSPath(d.Bucket, d.Object, 0), src.name, err))
+		d.Transient = d.Transient || ctx.Err() != nil
 		return
+	}
+	d.Source = src.name
+	if err := inc.write(func(r *incidentRecord) { r.Restored = attrs.Generation }); err != nil {
+		e.log.Warn("recording the restored generation failed; it is recognised by its marker", "incident", inc.key, "error", err)
 	}
 	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, attrs.Generation)
 	if err != nil {
+		// Written, not yet verified: the retry finds its marker and verifies it.
 		d.Action = ActionFailed
 		d.setErr(fmt.Errorf("reading back restored %s: %w", GSPath(d.Bucket, d.Object, attrs.Generation), err))
+		d.Transient = true
 		return
 	}
 	if got != want {
@@ -150,20 +263,32 @@ func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, src
 		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", GSPath(d.Bucket, d.Object, attrs.Generation), got, want))
 		return
 	}
-	d.Action, d.RestoredGeneration, d.Restored, d.Source = ActionRestored, attrs.Generation, e.now(), src.name
+	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
 }
 
-// quarantine deletes the tampered live generation, if it still is the live one.
+// quarantine deletes the tampered live generation, if it still is the live one. When the
+// delete's precondition fails or the object is gone, a retried delete whose first response
+// was lost is told apart from a newer write by what is live now.
 func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 	err := e.store.Delete(ctx, d.Bucket, d.Object, Condition{GenerationMatch: bad.Generation})
 	switch {
 	case err == nil:
 		d.Action, d.Restored = ActionQuarantined, e.now()
 	case errors.Is(err, ErrPrecondition), errors.Is(err, ErrObjectNotFound):
-		d.Action = ActionSkippedNewer
+		live, lerr := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
+		switch {
+		case errors.Is(lerr, ErrObjectNotFound):
+			d.Action, d.Restored = ActionQuarantined, e.now() // nothing is served
+		case lerr != nil:
+			d.Action = ActionFailed
+			d.setErr(fmt.Errorf("quarantining %s: %w", GSPath(d.Bucket, d.Object, bad.Generation), lerr))
+		default:
+			d.Action, d.Replaced = ActionSkippedNewer, live.Created
+		}
 	default:
 		d.Action = ActionFailed
 		d.setErr(fmt.Errorf("quarantining %s: %w", GSPath(d.Bucket, d.Object, bad.Generation), err))
+		d.Transient = d.Transient || ctx.Err() != nil
 	}
 }
 
@@ -177,7 +302,7 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 		d.setErr(err)
 		d.Transient = isTransientRelease(err)
 		if act && !d.Transient {
-			e.notify(ctx, d)
+			d.alert = &alertDue{}
 		}
 		return
 	}
@@ -194,34 +319,35 @@ func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision
 		}
 		d.Generation = deletedGen
 	}
-	inc, ok := e.own(ctx, d, incidentGone)
+	ctx, inc, ok := e.own(ctx, d, incidentGone)
 	if !ok {
 		return
 	}
-	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, exp.Entry.Digest, 0, exp)
-	if err != nil {
+	alert := true
+	defer func() { e.conclude(inc, d, alert) }()
+	want := exp.Entry.Digest
+	if e.ownRestoreLive(ctx, m, d, inc.key, want) || d.Transient {
+		return
+	}
+	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, want, 0, exp)
+	switch {
+	case err != nil:
 		d.Action = ActionFailed
 		d.setErr(err)
-	} else if src == nil {
+		d.Transient = d.Transient || ctx.Err() != nil
+	case src == nil:
 		d.Reason = ReasonNoGoodSource
+		d.Action = ActionFailed
 		// Deleting tampered bytes (a quarantine, or a maintainer's clean-up) with nothing good
 		// to put back is not news; losing a good object we cannot restore is.
 		if deletedGen != 0 {
-			if sum, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, deletedGen); err == nil && sum != exp.Entry.Digest {
-				d.Action = ActionNone
-				e.release(ctx, inc)
-				return
+			if sum, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, deletedGen); err == nil && sum != want {
+				d.Action, alert = ActionNone, false
 			}
 		}
-		d.Action = ActionFailed
-	} else {
-		e.writeGood(ctx, m, d, src, Condition{DoesNotExist: true}, exp.Entry.Digest)
+	default:
+		e.writeGood(ctx, m, d, inc, src, Condition{DoesNotExist: true}, want)
 	}
-	if d.Transient {
-		e.release(ctx, inc)
-		return
-	}
-	e.finish(ctx, inc, d)
 }
 
 // goodVersion finds the newest generation other than skipGen whose bytes hash to want.
@@ -299,28 +425,50 @@ func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object 
 }
 
 // restoredMetadata is the metadata a restored object gets: the rule's protected metadata,
-// else the good generation's, with the rule's Cache-Control so edge caches revalidate.
+// else safe defaults, with the rule's Cache-Control so edge caches revalidate. Nothing is
+// copied from a generation's metadata but a Content-Type that cannot make a browser run
+// anything: metadata is not signed, and an attacker who once set Content-Encoding: gzip or
+// Content-Type: text/html on an upload of the signed bytes must not see it restored.
 func (e *Engine) restoredMetadata(m config.Match, from Metadata) Metadata {
-	md := Metadata{
-		ContentType:        from.ContentType,
-		ContentEncoding:    from.ContentEncoding,
-		ContentDisposition: from.ContentDisposition,
-	}
-	spec := m.Rule.Metadata
-	if spec.ContentType != "" {
-		md.ContentType = spec.ContentType
-	}
-	if spec.ContentEncoding != "" {
-		md.ContentEncoding = spec.ContentEncoding
-	}
-	if spec.ContentDisposition != "" {
-		md.ContentDisposition = spec.ContentDisposition
-	}
+	md := protectedMetadata(m, from)
 	md.CacheControl = m.Rule.CacheControl
-	if spec.CacheControl != "" {
-		md.CacheControl = spec.CacheControl
+	if c := m.Rule.Metadata.CacheControl; c != "" {
+		md.CacheControl = c
 	}
 	return md
+}
+
+// protectedMetadata is what a rule's objects must carry: the rule's fields, else no
+// Content-Encoding and no Content-Disposition, and the Content-Type of from only when it
+// is inert (else application/octet-stream).
+func protectedMetadata(m config.Match, from Metadata) Metadata {
+	spec := m.Rule.Metadata
+	md := Metadata{ContentType: spec.ContentType, ContentEncoding: spec.ContentEncoding,
+		ContentDisposition: spec.ContentDisposition, CacheControl: spec.CacheControl}
+	if md.ContentType == "" {
+		md.ContentType = "application/octet-stream"
+		if inertContentType(from.ContentType) {
+			md.ContentType = from.ContentType
+		}
+	}
+	return md
+}
+
+// inertContentType: types a browser shows or saves but never renders as a page or runs.
+func inertContentType(ct string) bool {
+	t, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(ct)), ";")
+	t = strings.TrimSpace(t)
+	switch t {
+	case "text/plain", "application/octet-stream", "text/x-shellscript", "text/x-sh", "application/x-sh",
+		"application/x-shellscript", "application/gzip", "application/x-gzip", "application/x-tar",
+		"application/x-xz", "application/zstd", "application/zip", "application/x-bzip2",
+		"application/x-executable", "application/x-elf", "application/x-mach-binary",
+		"application/vnd.microsoft.portable-executable", "application/x-msdownload",
+		"application/x-debian-package", "application/x-rpm", "application/json",
+		"application/pgp-signature", "application/x-powershell", "text/x-python":
+		return true
+	}
+	return false
 }
 
 // verifyingReader passes bytes through and fails at the end if they did not hash to want,
@@ -349,7 +497,7 @@ func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, err
 	if e.state == "" {
 		return GSPath(bad.Bucket, bad.Name, bad.Generation) + " (noncurrent version)", nil
 	}
-	name := fmt.Sprintf("evidence/%s/%s/%d", bad.Bucket, bad.Name, bad.Generation)
+	name := stateName("evidence", bad.Bucket, bad.Name, strconv.FormatInt(bad.Generation, 10))
 	r, err := e.store.Open(ctx, bad.Bucket, bad.Name, bad.Generation)
 	if err != nil {
 		return "", err

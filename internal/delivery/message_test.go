@@ -1,4 +1,4 @@
-package function_test
+package delivery_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tamperguard/tamperguard/function"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
 )
 
@@ -45,13 +45,13 @@ func TestDecodeMessageAgreesWithDecode(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ce := pubsubCE(c.attrs, c.payload, nil)
-			fromCE, errCE := function.Decode(ce)
+			fromCE, errCE := delivery.DecodeCloudEvent(ce)
 			published, err := time.Parse(time.RFC3339Nano, "2021-01-31T23:20:00.456Z")
 			require.NoError(t, err)
-			got, err := function.DecodeMessage("m-1", c.attrs, c.payload, published)
+			got, err := delivery.DecodeMessage("m-1", c.attrs, c.payload, published)
 			if errCE != nil {
 				require.Error(t, err)
-				var de, deCE *function.DecodeError
+				var de, deCE *delivery.DecodeError
 				require.True(t, errors.As(err, &de))
 				require.True(t, errors.As(errCE, &deCE))
 				assert.Equal(t, deCE.Unsupported, de.Unsupported)
@@ -60,7 +60,7 @@ func TestDecodeMessageAgreesWithDecode(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, function.TypeMessagePublished, got.Type)
+			assert.Equal(t, delivery.TypeMessagePublished, got.Type)
 			assert.Equal(t, fromCE.Audit, got.Audit)
 			assert.Equal(t, fromCE.Overwrote, got.Overwrote)
 			assert.Equal(t, "m-1", got.MessageID)
@@ -74,17 +74,17 @@ func TestDecodeMessageAgreesWithDecode(t *testing.T) {
 }
 
 func TestDecodeMessage(t *testing.T) {
-	got, err := function.DecodeMessage("42", messageAttrs("eventTime", "2021-01-31T23:20:00Z"), nil, time.Time{})
+	got, err := delivery.DecodeMessage("42", messageAttrs("eventTime", "2021-01-31T23:20:00Z"), nil, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, engine.Event{ID: "42", Kind: engine.KindFinalize, Bucket: "uploader-prod", Object: "install.sh",
 		Generation: 1612135200123456, Time: time.Date(2021, 1, 31, 23, 20, 0, 0, time.UTC)}, got.Event)
 
-	_, err = function.DecodeMessage("42", messageAttrs(), make([]byte, 1<<20+1), time.Time{})
-	var de *function.DecodeError
+	_, err = delivery.DecodeMessage("42", messageAttrs(), make([]byte, 1<<20+1), time.Time{})
+	var de *delivery.DecodeError
 	require.True(t, errors.As(err, &de))
 	assert.Equal(t, "message.data", de.Field)
 
-	_, err = function.DecodeMessage("42", nil, nil, time.Time{})
+	_, err = delivery.DecodeMessage("42", nil, nil, time.Time{})
 	require.True(t, errors.As(err, &de))
 	assert.Equal(t, "message.attributes.eventType", de.Field)
 }

@@ -1,4 +1,4 @@
-package function_test
+package delivery_test
 
 import (
 	"encoding/base64"
@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/tamperguard/tamperguard/function"
+	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
 )
 
@@ -43,7 +43,7 @@ func storageCE(fields map[string]any) cloudevents.Event {
 	}
 	b, _ := json.Marshal(obj)
 	name, _ := obj["name"].(string)
-	return event(function.TypeFinalized, "//storage.googleapis.com/projects/_/buckets/uploader-prod", "objects/"+name, "application/json", b)
+	return event(delivery.TypeFinalized, "//storage.googleapis.com/projects/_/buckets/uploader-prod", "objects/"+name, "application/json", b)
 }
 
 func pubsubCE(attrs map[string]string, payload []byte, extra map[string]any) cloudevents.Event {
@@ -55,7 +55,7 @@ func pubsubCE(attrs map[string]string, payload []byte, extra map[string]any) clo
 		msg[k] = v
 	}
 	b, _ := json.Marshal(map[string]any{"message": msg, "subscription": "projects/p/subscriptions/s"})
-	return event(function.TypeMessagePublished, "//pubsub.googleapis.com/projects/p/topics/t", "", "application/json", b)
+	return event(delivery.TypeMessagePublished, "//pubsub.googleapis.com/projects/p/topics/t", "", "application/json", b)
 }
 
 func notificationAttrs(extra map[string]string) map[string]string {
@@ -72,12 +72,12 @@ func notificationAttrs(extra map[string]string) map[string]string {
 
 func TestDecodeStorageEvent(t *testing.T) {
 	for typ, kind := range map[string]engine.Kind{
-		function.TypeFinalized: engine.KindFinalize, function.TypeDeleted: engine.KindDelete,
-		function.TypeArchived: engine.KindArchive, function.TypeMetadataUpdated: engine.KindMetadata,
+		delivery.TypeFinalized: engine.KindFinalize, delivery.TypeDeleted: engine.KindDelete,
+		delivery.TypeArchived: engine.KindArchive, delivery.TypeMetadataUpdated: engine.KindMetadata,
 	} {
 		e := storageCE(nil)
 		e.SetType(typ)
-		req, err := function.Decode(e)
+		req, err := delivery.DecodeCloudEvent(e)
 		require.NoError(t, err, typ)
 		assert.Equal(t, engine.Event{ID: "evt-1", Kind: kind, Bucket: "uploader-prod", Object: "install.sh",
 			Generation: 1612135200123456, Metageneration: 3, Time: when}, req.Event, typ)
@@ -121,8 +121,8 @@ func TestDecodeStorageEventRejects(t *testing.T) {
 			if s, ok := c.fields["bucket"].(string); ok && s != "" {
 				e.SetSource("//storage.googleapis.com/projects/_/buckets/" + s)
 			}
-			_, err := function.Decode(e)
-			var de *function.DecodeError
+			_, err := delivery.DecodeCloudEvent(e)
+			var de *delivery.DecodeError
 			require.True(t, errors.As(err, &de), "%v", err)
 			assert.False(t, de.Unsupported)
 			assert.Contains(t, err.Error(), c.problem)
@@ -136,32 +136,32 @@ func TestDecodeStorageEnvelope(t *testing.T) {
 	t.Run("data not UTF-8", func(t *testing.T) {
 		e := storageCE(nil)
 		_ = e.SetData("application/json", []byte(`{"bucket":"uploader-prod","name":"a`+"\xff"+`b","generation":"1"}`))
-		_, err := function.Decode(e)
+		_, err := delivery.DecodeCloudEvent(e)
 		assert.ErrorContains(t, err, "data: not valid UTF-8")
 	})
 	t.Run("a 1024-byte name is fine", func(t *testing.T) {
 		name := strings.Repeat("é", 512)
-		req, err := function.Decode(storageCE(map[string]any{"name": name}))
+		req, err := delivery.DecodeCloudEvent(storageCE(map[string]any{"name": name}))
 		require.NoError(t, err)
 		assert.Equal(t, name, req.Event.Object)
 	})
 	t.Run("content type with parameters", func(t *testing.T) {
 		e := storageCE(nil)
 		e.SetDataContentType("application/json; charset=utf-8")
-		_, err := function.Decode(e)
+		_, err := delivery.DecodeCloudEvent(e)
 		assert.NoError(t, err)
 	})
 	t.Run("no content type: JSON", func(t *testing.T) {
 		e := storageCE(nil)
 		e.SetDataContentType("")
-		_, err := function.Decode(e)
+		_, err := delivery.DecodeCloudEvent(e)
 		assert.NoError(t, err)
 	})
 	for _, ct := range []string{"text/plain", "application/cloudevents+json", "application/octet-stream", "application/json;;"} {
 		t.Run("content type "+ct, func(t *testing.T) {
 			e := storageCE(nil)
 			e.SetDataContentType(ct)
-			_, err := function.Decode(e)
+			_, err := delivery.DecodeCloudEvent(e)
 			assert.ErrorContains(t, err, "datacontenttype:")
 		})
 	}
@@ -176,20 +176,20 @@ func TestDecodeStorageEnvelope(t *testing.T) {
 		t.Run("data "+body, func(t *testing.T) {
 			e := storageCE(nil)
 			_ = e.SetData("application/json", []byte(body))
-			_, err := function.Decode(e)
+			_, err := delivery.DecodeCloudEvent(e)
 			assert.ErrorContains(t, err, problem)
 		})
 	}
 	t.Run("source of another service", func(t *testing.T) {
 		e := storageCE(nil)
 		e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-		_, err := function.Decode(e)
+		_, err := delivery.DecodeCloudEvent(e)
 		assert.ErrorContains(t, err, "source: ")
 	})
 	t.Run("subject naming another object is only a warning", func(t *testing.T) {
 		e := storageCE(nil)
 		e.SetSubject("objects/other.sh")
-		req, err := function.Decode(e)
+		req, err := delivery.DecodeCloudEvent(e)
 		require.NoError(t, err)
 		assert.Equal(t, "install.sh", req.Event.Object)
 		require.Len(t, req.Warnings, 1)
@@ -198,15 +198,15 @@ func TestDecodeStorageEnvelope(t *testing.T) {
 	t.Run("percent-encoded subject", func(t *testing.T) {
 		e := storageCE(map[string]any{"name": "dl/a b.sh"})
 		e.SetSubject("objects/dl%2Fa%20b.sh")
-		req, err := function.Decode(e)
+		req, err := delivery.DecodeCloudEvent(e)
 		require.NoError(t, err)
 		assert.Empty(t, req.Warnings)
 	})
 	t.Run("unknown type", func(t *testing.T) {
 		e := storageCE(nil)
 		e.SetType("google.cloud.storage.object.v1.rewritten")
-		_, err := function.Decode(e)
-		var de *function.DecodeError
+		_, err := delivery.DecodeCloudEvent(e)
+		var de *delivery.DecodeError
 		require.ErrorAs(t, err, &de)
 		assert.True(t, de.Unsupported)
 		assert.Equal(t, "type", de.Field)
@@ -216,7 +216,7 @@ func TestDecodeStorageEnvelope(t *testing.T) {
 func TestDecodePubSubNotification(t *testing.T) {
 	t.Run("finalize that overwrote, JSON_API_V1", func(t *testing.T) {
 		payload := []byte(`{"kind":"storage#object","bucket":"uploader-prod","name":"install.sh","generation":"1612135200123456","metageneration":"2","size":"9610"}`)
-		req, err := function.Decode(pubsubCE(notificationAttrs(map[string]string{"payloadFormat": "JSON_API_V1", "overwroteGeneration": "1611072000000000"}), payload, nil))
+		req, err := delivery.DecodeCloudEvent(pubsubCE(notificationAttrs(map[string]string{"payloadFormat": "JSON_API_V1", "overwroteGeneration": "1611072000000000"}), payload, nil))
 		require.NoError(t, err)
 		assert.Equal(t, engine.Event{ID: "evt-1", Kind: engine.KindFinalize, Bucket: "uploader-prod", Object: "install.sh",
 			Generation: 1612135200123456, Metageneration: 2, Time: time.Date(2021, 1, 31, 23, 20, 0, 123456000, time.UTC)}, req.Event)
@@ -225,25 +225,25 @@ func TestDecodePubSubNotification(t *testing.T) {
 		assert.Equal(t, time.Date(2021, 1, 31, 23, 20, 0, 456000000, time.UTC), req.PublishTime)
 	})
 	t.Run("archive of an overwrite", func(t *testing.T) {
-		req, err := function.Decode(pubsubCE(notificationAttrs(map[string]string{"eventType": "OBJECT_ARCHIVE", "overwrittenByGeneration": "1612135200999999"}), nil, nil))
+		req, err := delivery.DecodeCloudEvent(pubsubCE(notificationAttrs(map[string]string{"eventType": "OBJECT_ARCHIVE", "overwrittenByGeneration": "1612135200999999"}), nil, nil))
 		require.NoError(t, err)
 		assert.Equal(t, engine.KindArchive, req.Event.Kind)
 		assert.Equal(t, int64(1612135200999999), req.Event.OverwrittenBy)
 	})
 	t.Run("kinds", func(t *testing.T) {
 		for et, kind := range map[string]engine.Kind{"OBJECT_FINALIZE": engine.KindFinalize, "OBJECT_DELETE": engine.KindDelete, "OBJECT_ARCHIVE": engine.KindArchive, "OBJECT_METADATA_UPDATE": engine.KindMetadata} {
-			req, err := function.Decode(pubsubCE(notificationAttrs(map[string]string{"eventType": et}), nil, nil))
+			req, err := delivery.DecodeCloudEvent(pubsubCE(notificationAttrs(map[string]string{"eventType": et}), nil, nil))
 			require.NoError(t, err, et)
 			assert.Equal(t, kind, req.Event.Kind, et)
 		}
 	})
 	t.Run("no eventTime: the publish time", func(t *testing.T) {
-		req, err := function.Decode(pubsubCE(notificationAttrs(map[string]string{"eventTime": ""}), nil, nil))
+		req, err := delivery.DecodeCloudEvent(pubsubCE(notificationAttrs(map[string]string{"eventTime": ""}), nil, nil))
 		require.NoError(t, err)
 		assert.Equal(t, time.Date(2021, 1, 31, 23, 20, 0, 456000000, time.UTC), req.Event.Time)
 	})
 	t.Run("audit", func(t *testing.T) {
-		req, err := function.Decode(pubsubCE(map[string]string{"tamperguard": "audit"}, []byte("{}"), nil))
+		req, err := delivery.DecodeCloudEvent(pubsubCE(map[string]string{"tamperguard": "audit"}, []byte("{}"), nil))
 		require.NoError(t, err)
 		assert.True(t, req.Audit)
 	})
@@ -256,7 +256,7 @@ func TestDecodePubSubNotification(t *testing.T) {
 		problem     string
 		unsupported bool
 	}{
-		"no message":                 {event(function.TypeMessagePublished, "//pubsub.googleapis.com/projects/p/topics/t", "", "application/json", []byte(`{"subscription":"s"}`)), "data.message: missing", false},
+		"no message":                 {event(delivery.TypeMessagePublished, "//pubsub.googleapis.com/projects/p/topics/t", "", "application/json", []byte(`{"subscription":"s"}`)), "data.message: missing", false},
 		"tamperguard attribute":      {pubsubCE(map[string]string{"tamperguard": "restore-everything"}, nil, nil), `data.message.attributes.tamperguard: "restore-everything" is not "audit"`, false},
 		"no eventType":               {pubsubCE(map[string]string{"hello": "world"}, []byte("hi"), nil), "data.message.attributes.eventType: missing", false},
 		"unknown eventType":          {pubsubCE(notificationAttrs(map[string]string{"eventType": "OBJECT_RESTORE"}), nil, nil), `unsupported notification type "OBJECT_RESTORE"`, true},
@@ -277,8 +277,8 @@ func TestDecodePubSubNotification(t *testing.T) {
 		"payload with a bad generation": {pubsubCE(notificationAttrs(map[string]string{"payloadFormat": "JSON_API_V1"}), payloadFor("x"), nil), `data.message.data.generation: "x" is not a decimal number`, false},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := function.Decode(c.ev)
-			var de *function.DecodeError
+			_, err := delivery.DecodeCloudEvent(c.ev)
+			var de *delivery.DecodeError
 			require.True(t, errors.As(err, &de), "%v", err)
 			assert.Equal(t, c.unsupported, de.Unsupported)
 			assert.Contains(t, err.Error(), c.problem)
@@ -293,12 +293,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"message":{"attributes":{"eventType":"OBJECT_FINALIZE","payloadFormat":"NONE","bucketId":"abc","objectId":"x","objectGeneration":"9"}}}`), "abc")
 	f.Add(uint8(4), []byte(`{"message":{"attributes":{"tamperguard":"audit"}}}`), "")
 	f.Add(uint8(4), []byte(`{"message":{"attributes":{"eventType":"OBJECT_FINALIZE","payloadFormat":"JSON_API_V1","bucketId":"abc","objectId":"x","objectGeneration":"9"},"data":"e30="}}`), "abc")
-	types := []string{function.TypeFinalized, function.TypeDeleted, function.TypeArchived, function.TypeMetadataUpdated, function.TypeMessagePublished, "x"}
+	types := []string{delivery.TypeFinalized, delivery.TypeDeleted, delivery.TypeArchived, delivery.TypeMetadataUpdated, delivery.TypeMessagePublished, "x"}
 	f.Fuzz(func(t *testing.T, typ uint8, data []byte, bucket string) {
 		e := event(types[int(typ)%len(types)], "//storage.googleapis.com/projects/_/buckets/"+bucket, "", "application/json", data)
-		req, err := function.Decode(e)
+		req, err := delivery.DecodeCloudEvent(e)
 		if err != nil {
-			var de *function.DecodeError
+			var de *delivery.DecodeError
 			if !errors.As(err, &de) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}

@@ -1,4 +1,4 @@
-package function
+package delivery
 
 import (
 	"encoding/base64"
@@ -83,10 +83,10 @@ func malformed(field, format string, args ...any) *DecodeError {
 	return &DecodeError{Field: field, Problem: fmt.Sprintf(format, args...)}
 }
 
-// Decode turns a CloudEvent into a Request. Nothing in it is trusted: every field the
+// DecodeCloudEvent turns a CloudEvent into a Request. Nothing in it is trusted: every field the
 // engine uses is checked against Cloud Storage's own rules, and the engine re-reads the
 // object itself; the event only says where to look. Errors are *DecodeError.
-func Decode(ce cloudevents.Event) (Request, error) {
+func DecodeCloudEvent(ce cloudevents.Event) (Request, error) {
 	req := Request{Type: ce.Type(), ID: ce.ID(), Event: engine.Event{ID: ce.ID(), Time: ce.Time()}}
 	var err error
 	switch ce.Type() {

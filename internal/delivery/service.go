@@ -1,0 +1,369 @@
+// Package delivery is tamperguard's delivery runtime: the one place that turns a delivered
+// event into an outcome. The Cloud Function, the CLI's serve (the same function) and watch
+// (Pub/Sub pull) only decode what their transport carries and translate the outcome:
+// acknowledge (nil, Ack) or deliver again (an error, Nack).
+//
+// For every request the rules are the same: decode (a malformed or unsupported event is
+// acknowledged: a redelivery would be just as wrong), the max-age gate (an event older than
+// the sweep's horizon is acknowledged), then judge the event or run an audit in a work slot,
+// log the decision, and send its alert outside the work slot (a slow Slack never holds a
+// restore). The event is acknowledged only when its outcome is final: the work is done and
+// recorded, and the alert went out (or was not needed). A transient failure, an incident
+// another delivery holds under a live lease, or an alert that could not be sent yet is a
+// retry.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/cloudlog"
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/engine"
+)
+
+// DefaultMaxEventAge is how old an event may be and still be acted on. Older ones have
+// been retried for a day; the scheduled sweep has judged their objects since.
+const DefaultMaxEventAge = 24 * time.Hour
+
+// Options configure a Service.
+type Options struct {
+	Config *config.Config
+	Store  engine.Store
+	// Notifier sends alerts (nil: they are only logged in the decision lines).
+	Notifier engine.Notifier
+	Logger   *slog.Logger // default slog.Default()
+	// DecisionLogger gets the decision lines (default Logger); the demo, which tells its
+	// own story, discards them.
+	DecisionLogger *slog.Logger
+	// MaxEventAge: older events are acknowledged without action (0: any age).
+	MaxEventAge time.Duration
+	// Concurrency bounds the events judged at once (0: no bound; the platform bounds
+	// requests per instance).
+	Concurrency int
+	// Alerts tune the alert dispatcher.
+	Alerts DispatcherOptions
+	// Report, if set, hears every decision once it is logged (watch prints them).
+	Report func(*engine.Decision)
+	Now    func() time.Time
+	// Lease overrides the configuration's incident lease (tests).
+	Lease time.Duration
+}
+
+// Service is one configured runtime: an engine, its alert dispatcher and the rules above.
+type Service struct {
+	eng    *engine.Engine
+	alerts *Dispatcher
+	log    *slog.Logger
+	dlog   *slog.Logger // decision lines
+	maxAge time.Duration
+	now    func() time.Time
+	slots  chan struct{}
+	report func(*engine.Decision)
+	cfg    *config.Config
+	closer []func() error
+}
+
+// New builds the engine for cfg and the runtime around it.
+func New(o Options) (*Service, error) {
+	if o.Config == nil || o.Store == nil {
+		return nil, errors.New("delivery: a configuration and a store are required")
+	}
+	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, cfg: o.Config}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.dlog = o.DecisionLogger
+	if s.dlog == nil {
+		s.dlog = s.log
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if o.Concurrency > 0 {
+		s.slots = make(chan struct{}, o.Concurrency)
+	}
+	eng, err := engine.New(engine.Options{Store: o.Store, Config: o.Config, Logger: s.log, Now: s.now, Lease: o.Lease})
+	if err != nil {
+		return nil, err
+	}
+	s.eng = eng
+	ao := o.Alerts
+	if ao.Logger == nil {
+		ao.Logger = s.log
+	}
+	s.alerts = NewDispatcher(eng, o.Notifier, ao)
+	return s, nil
+}
+
+// Engine is the service's engine (check and audit use it directly).
+func (s *Service) Engine() *engine.Engine { return s.eng }
+
+// Config is the configuration the service runs.
+func (s *Service) Config() *config.Config { return s.cfg }
+
+// Alerts is the service's alert dispatcher.
+func (s *Service) Alerts() *Dispatcher { return s.alerts }
+
+// MaxEventAge is the max-age gate in force.
+func (s *Service) MaxEventAge() time.Duration { return s.maxAge }
+
+// Close lets go of what Build opened.
+func (s *Service) Close() error {
+	var errs []error
+	for _, c := range s.closer {
+		errs = append(errs, c())
+	}
+	s.closer = nil
+	return errors.Join(errs...)
+}
+
+// Outcome is what to do with a delivered request.
+type Outcome struct {
+	// Ack: the outcome is final; acknowledge. Otherwise deliver it again.
+	Ack bool
+	// Why is a stable word for logs and tests: final, malformed, unsupported, too_old,
+	// transient, held, alert_pending, audit_incomplete, panic, shutdown.
+	Why string
+	// Err says what failed, for a retry's error message.
+	Err error
+}
+
+// Error is the function's answer: nil to acknowledge, an error to be delivered again.
+func (o Outcome) Error() error {
+	if o.Ack {
+		return nil
+	}
+	if o.Err != nil {
+		return fmt.Errorf("%s; the event will be delivered again: %w", o.Why, o.Err)
+	}
+	return fmt.Errorf("%s; the event will be delivered again", o.Why)
+}
+
+func ack(why string) Outcome { return Outcome{Ack: true, Why: why} }
+
+// Malformed acknowledges a request that could not be decoded, with an ERROR line saying why.
+func (s *Service) Malformed(ctx context.Context, err error, attrs ...any) Outcome {
+	msg, why := "malformed event acknowledged without action: ", "malformed"
+	var de *DecodeError
+	if errors.As(err, &de) && de.Unsupported {
+		msg, why = "unsupported event acknowledged without action: ", "unsupported"
+	}
+	s.log.Error(msg+err.Error(), append(attrs, "problem", err.Error())...)
+	return ack(why)
+}
+
+// Deliver decides on one decoded request. It never panics: a panic is logged at CRITICAL
+// and the request retried (a poison event ends in the dead-letter topic, not in silence).
+func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Log(ctx, cloudlog.LevelCritical, "internal error while handling an event; it will be delivered again",
+				append(eventAttrs(req), "panic", clip(fmt.Sprint(r)), "stack", string(debug.Stack()))...)
+			out = Outcome{Why: "panic", Err: fmt.Errorf("internal error: %v", r)}
+		}
+	}()
+	for _, w := range req.Warnings {
+		s.log.Warn("odd event: "+w, eventAttrs(req)...)
+	}
+	if t := req.Event.Time; s.maxAge > 0 && !t.IsZero() {
+		if age := s.now().Sub(t); age > s.maxAge {
+			s.log.Warn("event older than the max event age acknowledged without action; the scheduled sweep judges the object",
+				append(eventAttrs(req), "event_time", t.UTC().Format(time.RFC3339Nano), "age", age.Round(time.Second).String(), "max_age", s.maxAge.String())...)
+			return ack("too_old")
+		}
+	}
+	if req.Audit {
+		return s.audit(ctx, req)
+	}
+	if !s.acquire(ctx) {
+		return Outcome{Why: "shutdown", Err: ctx.Err()}
+	}
+	d := s.eng.Handle(ctx, req.Event)
+	s.releaseSlot()
+	s.logDecision(ctx, req, &d)
+	if s.report != nil {
+		s.report(&d)
+	}
+	switch {
+	case d.Transient && d.Reason == engine.ReasonHeld:
+		if d.AlertDue() {
+			_ = s.eng.Settle(&d, errors.New("not sent"))
+		}
+		return Outcome{Why: "held", Err: fmt.Errorf("incident %s is being handled by another delivery", d.Incident)}
+	case d.Transient:
+		if d.AlertDue() {
+			_ = s.eng.Settle(&d, errors.New("not sent"))
+		}
+		return Outcome{Why: "transient", Err: fmt.Errorf("%s: %s", engine.GSPath(d.Bucket, d.Object, d.Generation), clip(d.Error))}
+	}
+	if err := s.alerts.Wait(ctx, &d); err != nil {
+		return Outcome{Why: "alert_pending", Err: err}
+	}
+	return ack("final")
+}
+
+func (s *Service) acquire(ctx context.Context) bool {
+	if s.slots == nil {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Service) releaseSlot() {
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+// audit runs a requested audit (with repairs). Its alerts go out as it goes; the request
+// is retried when anything could not be judged or alerted for now.
+func (s *Service) audit(ctx context.Context, req Request) Outcome {
+	if !s.acquire(ctx) {
+		return Outcome{Why: "shutdown", Err: ctx.Err()}
+	}
+	counts := map[engine.Verdict]int{}
+	transient := 0
+	var sent []<-chan error
+	err := s.eng.Audit(ctx, true, func(d *engine.Decision) {
+		counts[d.Verdict]++
+		if d.Transient {
+			transient++
+		}
+		s.logDecision(ctx, req, d)
+		if s.report != nil {
+			s.report(d)
+		}
+		sent = append(sent, s.alerts.Send(d))
+	})
+	s.releaseSlot()
+	undelivered := 0
+	for _, c := range sent {
+		select {
+		case e := <-c:
+			if e != nil {
+				undelivered++
+			}
+		case <-ctx.Done():
+			undelivered++
+		}
+	}
+	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered)
+	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
+		attrs = append(attrs, string(v), counts[v])
+	}
+	switch {
+	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
+		s.log.Error("audit incomplete; the request will be delivered again", append(attrs, "error", err.Error())...)
+		return Outcome{Why: "audit_incomplete", Err: err}
+	case err != nil:
+		s.log.Error("audit incomplete", append(attrs, "error", err.Error())...)
+		return ack("final")
+	case transient > 0:
+		s.log.Error("audit finished with transient failures; the request will be delivered again", attrs...)
+		return Outcome{Why: "audit_incomplete", Err: fmt.Errorf("%d objects could not be judged for now", transient)}
+	case undelivered > 0:
+		s.log.Error("audit finished but alerts could not be sent; the request will be delivered again", attrs...)
+		return Outcome{Why: "alert_pending", Err: fmt.Errorf("%d alerts not delivered", undelivered)}
+	}
+	s.log.Info("audit finished", attrs...)
+	return ack("final")
+}
+
+// eventAttrs are the attributes that identify a request on every line about it.
+func eventAttrs(req Request) []any {
+	ev := req.Event
+	a := []any{"event_id", clip(req.ID), "event_type", req.Type}
+	if req.MessageID != "" {
+		a = append(a, "message_id", clip(req.MessageID))
+	}
+	if !req.Audit {
+		a = append(a, "kind", string(ev.Kind), "bucket", ev.Bucket, "object", ev.Object, "generation", ev.Generation)
+	}
+	return a
+}
+
+// logDecision writes the decision line: who, what, which verdict, what was done. A
+// tampered or missing object is CRITICAL (the alert policy keys on it).
+func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decision) {
+	level, msg := slog.LevelInfo, "event ignored"
+	switch {
+	case d.Reason == engine.ReasonHeld:
+		msg = "incident held by another delivery"
+	case d.Verdict == engine.VerdictTampered:
+		level, msg = cloudlog.LevelCritical, "tampered object"
+	case d.Verdict == engine.VerdictMissing && d.Action == engine.ActionNone && d.Reason == engine.ReasonNoGoodSource:
+		level, msg = slog.LevelWarn, "protected object deleted; its last bytes were not the signed ones, nothing restored"
+	case d.Verdict == engine.VerdictMissing:
+		level, msg = cloudlog.LevelCritical, "protected object missing"
+	case d.Verdict == engine.VerdictUnverifiable:
+		level, msg = slog.LevelError, "object could not be verified"
+	case d.Action == engine.ActionFailed:
+		level, msg = slog.LevelError, "action failed"
+	case d.Verdict == engine.VerdictOK:
+		msg = "object verified"
+	case d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule:
+		level = slog.LevelDebug
+	}
+	if d.Action != "" && d.Action != engine.ActionNone {
+		msg += ": " + d.Action
+	}
+	if d.Transient {
+		msg += " (transient; the event will be delivered again)"
+	}
+	if !s.dlog.Enabled(ctx, level) {
+		return
+	}
+	gen := d.Generation
+	if gen == 0 {
+		gen = req.Event.Generation
+	}
+	a := []any{"event_id", clip(req.ID), "event_type", req.Type}
+	if req.MessageID != "" {
+		a = append(a, "message_id", clip(req.MessageID))
+	}
+	kind := string(d.Kind)
+	if kind == "" && req.Audit {
+		kind = "audit"
+	}
+	a = append(a, "kind", kind, "bucket", d.Bucket, "object", d.Object, "generation", gen,
+		"verdict", string(d.Verdict), "action", d.Action, "reason", d.Reason)
+	add := func(k string, v any, present bool) {
+		if present {
+			a = append(a, k, v)
+		}
+	}
+	add("overwritten_by", req.Event.OverwrittenBy, !req.Audit && req.Event.OverwrittenBy != 0)
+	add("overwrote", req.Overwrote, !req.Audit && req.Overwrote != 0)
+	add("expected_sha256", d.ExpectedSHA256, d.ExpectedSHA256 != "")
+	add("actual_sha256", d.ActualSHA256, d.ActualSHA256 != "")
+	add("size", d.Size, d.Size != 0)
+	add("created", d.Created.UTC().Format(time.RFC3339Nano), !d.Created.IsZero())
+	add("release", d.Release, d.Release != "")
+	add("signer", d.Signer, d.Signer != "")
+	add("restored_generation", d.RestoredGeneration, d.RestoredGeneration != 0)
+	add("source", d.Source, d.Source != "")
+	add("evidence", d.Evidence, d.Evidence != "")
+	add("incident", d.Incident, d.Incident != "")
+	add("duplicate", true, d.Duplicate)
+	add("transient", true, d.Transient)
+	add("error", d.Error, d.Error != "")
+	if len(d.MetadataChanges) != 0 {
+		changes := map[string]string{}
+		for k, v := range d.MetadataChanges {
+			changes[k] = strconv.Quote(v[0]) + " -> " + strconv.Quote(v[1])
+		}
+		a = append(a, "metadata_changes", changes)
+	}
+	s.dlog.Log(ctx, level, msg, a...)
+}
