@@ -378,7 +378,7 @@ func startDemo(ctx context.Context, o demoOptions) (st *demoStack, err error) {
 	}
 	svc, err := delivery.New(delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: log,
 		DecisionLogger: slog.New(slog.DiscardHandler),
-		MaxEventAge: delivery.DefaultMaxEventAge, Concurrency: w.concurrency, Report: w.report})
+		MaxEventAge:    delivery.DefaultMaxEventAge, Concurrency: w.concurrency, Report: w.report})
 	if err != nil {
 		return st, err
 	}

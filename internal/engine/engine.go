@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-		"time"
+	"time"
 	"unicode"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"

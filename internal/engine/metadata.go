@@ -2,9 +2,9 @@ package engine
 
 import (
 	"context"
-	"maps"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/config"
