@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/go-git/go-git/v5"
@@ -86,12 +87,15 @@ type harness struct {
 	notes *recorder
 	good  []byte // install.sh as release v1.2.0 signed it
 	ctx   context.Context
+	cfg   *config.Config
+	now   func() time.Time
 }
 
 type harnessOpts struct {
 	noState bool
 	extra   string // more rules
 	wrap    func(engine.Store) engine.Store
+	now     func() time.Time // the engine's clock (default time.Now)
 }
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
@@ -129,9 +133,22 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		store = o.wrap(store)
 	}
 	notes := &recorder{}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg})
+	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Now: o.now})
 	require.NoError(t, err)
-	return &harness{t: t, srv: srv, store: store, eng: eng, notes: notes, good: taggedFile(t, "v1.2.0", "install.sh"), ctx: context.Background()}
+	return &harness{t: t, srv: srv, store: store, eng: eng, notes: notes, good: taggedFile(t, "v1.2.0", "install.sh"),
+		ctx: context.Background(), cfg: cfg, now: o.now}
+}
+
+// instance is another engine on the same buckets and configuration (another instance of
+// the function, or the same one after a restart), its store wrapped by wrap if set.
+func (h *harness) instance(wrap func(engine.Store) engine.Store) *engine.Engine {
+	var store engine.Store = gcs.New(h.srv.Client)
+	if wrap != nil {
+		store = wrap(store)
+	}
+	eng, err := engine.New(engine.Options{Store: store, Config: h.cfg, Now: h.now})
+	require.NoError(h.t, err)
+	return eng
 }
 
 // handle decides on ev and sends its alert, as the delivery runtime does.
