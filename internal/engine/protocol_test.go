@@ -340,11 +340,11 @@ func TestReadBackFailureAfterCommittedRestore(t *testing.T) {
 // held until its lease ends), the redelivery owns it and finishes: signed bytes, one alert.
 func TestTransientFaultAfterTheClaimIsRetriedAtOnce(t *testing.T) {
 	for _, c := range []struct {
-		name             string
-		op, bucket, sub  string
-		kind             faultKind
-		skip             int
-		retried          bool
+		name            string
+		op, bucket, sub string
+		kind            faultKind
+		skip            int
+		retried         bool
 	}{
 		{"evidence copy", "write", stateBucket, "evidence/", failBefore, 0, true},
 		{"versions listing", "versions", bucket, "install.sh", failBefore, 0, true},
