@@ -189,7 +189,7 @@ func principalsField(f string) (string, error) {
 		}
 		f = f[1 : len(f)-1]
 	} else if strings.Contains(f, `"`) {
-		return "", fmt.Errorf("%w: principals %s: an option list belongs after the principals (\"PRINCIPALS OPTIONS KEY\")", ErrInvalidKey, quote(f, 60))
+		return "", fmt.Errorf("%w: badly quoted principals %s (quote the whole field)", ErrInvalidKey, quote(f, 60))
 	}
 	if strings.TrimSpace(f) == "" {
 		return "", fmt.Errorf("%w: empty principals", ErrInvalidKey)
@@ -203,10 +203,13 @@ func principalsField(f string) (string, error) {
 }
 
 // looksLikeSSHOptions is true when every comma-separated item of f is named like a
-// known option, or when f holds '=' or '"' (which no principal does): then a typo in an
-// option name is an error rather than a principal.
+// known option, or when f holds '=' (which no principal does): then a typo in an
+// option name is an error rather than a principal. A quoted field is principals.
 func looksLikeSSHOptions(f string) bool {
-	if strings.ContainsAny(f, `="`) {
+	if strings.HasPrefix(f, `"`) {
+		return false
+	}
+	if strings.Contains(f, "=") {
 		return true
 	}
 	for _, item := range strings.Split(f, ",") {

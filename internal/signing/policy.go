@@ -112,7 +112,7 @@ func (p pgpPolicy) bindingHash(what string, h crypto.Hash, t time.Time) (relaxed
 	if h == crypto.SHA1 && p.allowSHA1SelfSigs {
 		return true, nil
 	}
-	msg := fmt.Sprintf("%s uses %s (%s): refresh the key with a current gpg (gpg --quick-set-expire FINGERPRINT <expiry> [\"*\" for subkeys]) and pin the new export", what, r.name, since(r.bindings))
+	msg := fmt.Sprintf("%s uses %s (%s): refresh it (gpg --quick-set-expire FINGERPRINT EXPIRY, and with '*' for subkeys) and re-pin it", what, r.name, since(r.bindings))
 	if h == crypto.SHA1 {
 		msg += ", or set keys.openpgp_allow_sha1_self_signatures_unsafe: true (unsafe)"
 	}

@@ -125,19 +125,16 @@ func (k *Keys) verifySSH(message, data []byte, c sshContext) (Signer, error) {
 		return Signer{}, refuse(ErrMalformed, "unreadable SSH signature: %s", err.Error())
 	}
 	signedBy := ssh.FingerprintSHA256(sig.pub)
+	// As in OpenSSH, a plain entry matches a plain signing key only, and a
+	// certificate matches only cert-authority entries for its CA (a plain entry for
+	// the certified key does not match: sshkey_equal compares the key types).
 	cert, _ := sig.pub.(*ssh.Certificate)
-	var plainWire, caWire []byte
-	if cert != nil {
-		plainWire, caWire = cert.Key.Marshal(), cert.SignatureKey.Marshal()
-	} else {
-		plainWire = sig.pub.Marshal()
-	}
 	var candidates []*sshKey
 	for _, key := range k.ssh {
 		switch {
-		case !key.line.opts.certAuthority && bytes.Equal(key.wire, plainWire):
-			candidates = append(candidates, key) // as OpenSSH: a plain line matches a certificate's key too
-		case key.line.opts.certAuthority && caWire != nil && bytes.Equal(key.wire, caWire):
+		case cert == nil && !key.line.opts.certAuthority && bytes.Equal(key.wire, sig.pub.Marshal()):
+			candidates = append(candidates, key)
+		case cert != nil && key.line.opts.certAuthority && bytes.Equal(key.wire, cert.SignatureKey.Marshal()):
 			candidates = append(candidates, key)
 		}
 	}
