@@ -3,12 +3,14 @@ package signing
 import (
 	"bufio"
 	"bytes"
+	"encoding/pem"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 )
 
 func sshFixture(t testing.TB, parts ...string) []byte {
@@ -313,4 +315,43 @@ func TestMatchPattern(t *testing.T) {
 	assert.Equal(t, -1, matchPatternList("a@x", "!a@x,*@x"))
 	assert.Equal(t, 0, matchPatternList("a@x", "b@x"))
 	assert.Equal(t, 0, matchPatternList("a@x", "!b@x"))
+}
+
+// An attacker edits a genuine certificate (say, to widen its principals or extend its
+// validity): the message signature by the certified key still verifies, but the CA's
+// signature over the certificate no longer does. Nothing inside the edited
+// certificate may be believed, so the refusal is about that signature.
+func TestSSHCertificateAlteredAfterIssue(t *testing.T) {
+	ca := strings.TrimSpace(string(sshFixture(t, "ca_ed25519.pub")))
+	k := keysAt(t, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), `*@example.org cert-authority `+ca)
+	msg := sshFixture(t, "SHA256SUMS")
+	genuine := sshBlob(t, sshFixture(t, "SHA256SUMS.cert.sig"))
+	_, err := k.VerifyDetached(msg, sshFixture(t, "SHA256SUMS.cert.sig"))
+	require.NoError(t, err)
+
+	for name, edit := range map[string]func(c *ssh.Certificate){
+		"principals widened": func(c *ssh.Certificate) { c.ValidPrincipals = []string{"release@example.org", "admin@example.org"} },
+		"validity extended":  func(c *ssh.Certificate) { c.ValidBefore = ssh.CertTimeInfinity },
+		"made a host cert":   func(c *ssh.Certificate) { c.CertType = ssh.HostCert },
+	} {
+		t.Run(name, func(t *testing.T) {
+			parsed, err := parseSSHSig(genuine)
+			require.NoError(t, err)
+			cert := parsed.pub.(*ssh.Certificate)
+			edit(cert)
+			blob := append([]byte(sshsigMagic), ssh.Marshal(struct {
+				Version   uint32
+				PublicKey []byte
+				Namespace string
+				Reserved  []byte
+				HashAlg   string
+				Signature []byte
+			}{1, cert.Marshal(), parsed.namespace, nil, parsed.hashAlg, ssh.Marshal(parsed.sig)})...)
+			armored := pem.EncodeToMemory(&pem.Block{Type: "SSH SIGNATURE", Bytes: blob})
+
+			_, err = k.VerifyDetached(msg, armored)
+			assertRefused(t, err, ErrBadSignature)
+			assert.Contains(t, err.Error(), "but its signature does not verify")
+		})
+	}
 }

@@ -145,6 +145,17 @@ func (k *Keys) verifySSH(message, data []byte, c sshContext) (Signer, error) {
 		return Signer{}, refuse(ErrUnknownKey, "SSH signature by %s", signedBy)
 	}
 
+	// A certificate's own signature first: until the pinned CA is shown to have
+	// issued it, nothing in it (type, principals, dates) means anything.
+	if cert != nil {
+		if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA || cert.Signature.Format == ssh.InsecureKeyAlgoDSA {
+			return Signer{}, refuse(ErrWeakAlgorithm, "SSH certificate (key %s) is signed by CA %s with a SHA-1 algorithm", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
+		}
+		if !certSignedBy(cert) {
+			return Signer{}, refuse(ErrBadSignature, "SSH certificate (key %s) names CA %s, but its signature does not verify", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
+		}
+	}
+
 	flags, err := sig.verify(message)
 	switch {
 	case errors.Is(err, ErrWeakAlgorithm):
@@ -231,51 +242,62 @@ func (key *sshKey) admit(sig *sshSig, cert *ssh.Certificate, flags byte, c sshCo
 	return signer, nil
 }
 
-// checkSSHCert judges a certificate issued by a pinned CA as OpenSSH's
-// sshkey_cert_check_authority and cert_filter_principals do at the verify time, and
-// returns the first certificate principal the entry's principals accept.
+// certSignedBy reports whether the certificate's signature verifies with the CA key
+// it names (the caller has matched that key with a pinned CA). x/crypto only offers
+// the check inside CertChecker.CheckCert, so the other checks it makes are satisfied
+// on purpose here (a time inside the validity window, a listed principal, the
+// certificate's own critical options); checkSSHCert judges those for real.
+func certSignedBy(cert *ssh.Certificate) bool {
+	if cert.ValidAfter > 1<<62 || cert.ValidBefore <= cert.ValidAfter {
+		return false // never valid; refused whatever its signature
+	}
+	var opts []string
+	for opt := range cert.CriticalOptions {
+		opts = append(opts, opt)
+	}
+	principal := ""
+	if len(cert.ValidPrincipals) > 0 {
+		principal = cert.ValidPrincipals[0]
+	}
+	inside := time.Unix(int64(cert.ValidAfter), 0)
+	checker := ssh.CertChecker{SupportedCriticalOptions: opts, Clock: func() time.Time { return inside }}
+	return checker.CheckCert(principal, cert) == nil
+}
+
+// checkSSHCert judges a certificate issued by a pinned CA (its signature already
+// verified) as OpenSSH's sshkey_cert_check_authority and cert_filter_principals do at
+// the verify time, and returns the first certificate principal the entry's principals
+// accept.
 func checkSSHCert(cert *ssh.Certificate, key *sshKey, c sshContext) (string, error) {
 	ca := "CA " + key.fp
+	id := quote(cert.KeyId, 40)
 	if cert.CertType != ssh.UserCert {
-		return "", refuse(ErrCertificate, "certificate %s from %s is a host certificate, not a user certificate", quote(cert.KeyId, 40), ca)
+		return "", refuse(ErrCertificate, "certificate %s from %s is a host certificate, not a user certificate", id, ca)
 	}
-	if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA || cert.Signature.Format == ssh.InsecureKeyAlgoDSA {
-		return "", refuse(ErrWeakAlgorithm, "certificate %s is signed by %s with a SHA-1 algorithm", quote(cert.KeyId, 40), ca)
-	}
-	var supported []string
 	for opt := range cert.CriticalOptions {
 		switch opt {
 		case "verify-required", "force-command", "source-address":
 			// verify-required is honoured by the caller; the others restrict logins only.
-			supported = append(supported, opt)
 		default:
-			return "", refuse(ErrCertificate, "certificate %s has a critical option %s that tamperguard does not understand", quote(cert.KeyId, 40), quote(opt, 40))
+			return "", refuse(ErrCertificate, "certificate %s has a critical option %s that tamperguard does not understand", id, quote(opt, 40))
 		}
 	}
-	checker := ssh.CertChecker{SupportedCriticalOptions: supported, Clock: func() time.Time { return c.at }}
 	if len(cert.ValidPrincipals) == 0 {
-		return "", refuse(ErrCertificate, "certificate %s from %s lists no principals", quote(cert.KeyId, 40), ca)
-	}
-	principal := ""
-	for _, p := range cert.ValidPrincipals {
-		if matchPatternList(p, key.line.principals) == 1 {
-			principal = p
-			break
-		}
+		return "", refuse(ErrCertificate, "certificate %s from %s lists no principals", id, ca)
 	}
 	at := c.at.Unix()
-	switch {
-	case at < int64(cert.ValidAfter) || int64(cert.ValidAfter) < 0:
-		return "", refuse(ErrKeyNotYetValid, "certificate %s from %s is not valid before %s (%s)", quote(cert.KeyId, 40), ca, certTime(cert.ValidAfter), c.atText)
-	case cert.ValidBefore != ssh.CertTimeInfinity && (at >= int64(cert.ValidBefore) || int64(cert.ValidBefore) < 0):
-		return "", refuse(ErrKeyExpired, "certificate %s from %s expired on %s (%s)", quote(cert.KeyId, 40), ca, certTime(cert.ValidBefore), c.atText)
-	case principal == "":
-		return "", refuse(ErrPrincipalMismatch, "certificate %s from %s is for %s, which the pinned principals %s do not cover", quote(cert.KeyId, 40), ca, quote(strings.Join(cert.ValidPrincipals, ","), 80), quote(key.line.principals, 80))
+	if at < int64(cert.ValidAfter) || int64(cert.ValidAfter) < 0 {
+		return "", refuse(ErrKeyNotYetValid, "certificate %s from %s is not valid before %s (%s)", id, ca, certTime(cert.ValidAfter), c.atText)
 	}
-	if err := checker.CheckCert(principal, cert); err != nil {
-		return "", refuse(ErrBadSignature, "certificate %s: the signature of %s over it does not verify", quote(cert.KeyId, 40), ca)
+	if cert.ValidBefore != ssh.CertTimeInfinity && (at >= int64(cert.ValidBefore) || int64(cert.ValidBefore) < 0) {
+		return "", refuse(ErrKeyExpired, "certificate %s from %s expired on %s (%s)", id, ca, certTime(cert.ValidBefore), c.atText)
 	}
-	return principal, nil
+	for _, p := range cert.ValidPrincipals {
+		if matchPatternList(p, key.line.principals) == 1 {
+			return p, nil
+		}
+	}
+	return "", refuse(ErrPrincipalMismatch, "certificate %s from %s is for %s, which the pinned principals %s do not cover", id, ca, quote(strings.Join(cert.ValidPrincipals, ","), 80), quote(key.line.principals, 80))
 }
 
 func certTime(t uint64) string {
