@@ -270,12 +270,20 @@ func TestAllowedSignersLineForms(t *testing.T) {
 		"principal":          {"release@example.org " + keyOnly, "release@example.org", "release@example.org", nil},
 		"principals list":    {"a@example.org,*@b.example.org " + key, "a@example.org,*@b.example.org", "a@example.org,*@b.example.org", nil},
 		"quoted principal":   {`"principal with number 3" ` + keyOnly, "principal with number 3", "principal with number 3", nil},
-		"options":            {`r@e namespaces="file,git",VALID-AFTER="20250101Z" ` + keyOnly, "r@e", "r@e", func(t *testing.T, o sshOptions) { assert.True(t, o.hasNamespaces); assert.Equal(t, "file,git", o.namespaces); assert.Equal(t, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), o.validAfter) }},
+		"options": {`r@e namespaces="file,git",VALID-AFTER="20250101Z" ` + keyOnly, "r@e", "r@e", func(t *testing.T, o sshOptions) {
+			assert.True(t, o.hasNamespaces)
+			assert.Equal(t, "file,git", o.namespaces)
+			assert.Equal(t, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), o.validAfter)
+		}},
 		"space in namespace": {`r@e namespaces="bdd.fi/x/runitor release" ` + keyOnly, "r@e", "r@e", func(t *testing.T, o sshOptions) { assert.Equal(t, "bdd.fi/x/runitor release", o.namespaces) }},
 		"authorized_keys":    {`restrict,no-pty,expiry-time="20300101" ` + key, "", "release@example.org TEST-ONLY", func(t *testing.T, o sshOptions) { assert.Equal(t, "20300101", o.expiresText) }},
-		"options only":       {`valid-before="20300101UTC" ` + keyOnly, "", "", func(t *testing.T, o sshOptions) { assert.Equal(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), o.validBefore) }},
-		"time with seconds":  {`r@e valid-before="20300101123456" ` + keyOnly, "r@e", "r@e", func(t *testing.T, o sshOptions) { assert.Equal(t, time.Date(2030, 1, 1, 12, 34, 56, 0, time.UTC), o.validBefore) }},
-		"tabs":               {"r@e\tnamespaces=\"file\"\t" + keyOnly, "r@e", "r@e", nil},
+		"options only": {`valid-before="20300101UTC" ` + keyOnly, "", "", func(t *testing.T, o sshOptions) {
+			assert.Equal(t, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), o.validBefore)
+		}},
+		"time with seconds": {`r@e valid-before="20300101123456" ` + keyOnly, "r@e", "r@e", func(t *testing.T, o sshOptions) {
+			assert.Equal(t, time.Date(2030, 1, 1, 12, 34, 56, 0, time.UTC), o.validBefore)
+		}},
+		"tabs": {"r@e\tnamespaces=\"file\"\t" + keyOnly, "r@e", "r@e", nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			k, err := NewKeys(nil, [][]byte{[]byte(c.line)}, nil, Options{})
