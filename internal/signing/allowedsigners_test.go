@@ -363,3 +363,13 @@ func TestSSHCertificateAlteredAfterIssue(t *testing.T) {
 		})
 	}
 }
+
+// verify-required on a CA entry refuses a certificate for a software key: nothing
+// vouches for user verification there.
+func TestSSHVerifyRequiredRefusesSoftwareKeys(t *testing.T) {
+	ca := strings.TrimSpace(string(sshFixture(t, "ca_ed25519.pub")))
+	k := keysAt(t, time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), `*@example.org cert-authority,verify-required `+ca)
+	_, err := k.VerifyDetached(sshFixture(t, "SHA256SUMS"), sshFixture(t, "SHA256SUMS.cert.sig"))
+	assertRefused(t, err, ErrSecurityKeyFlags)
+	assert.Contains(t, err.Error(), "not a security key")
+}

@@ -233,6 +233,9 @@ func (key *sshKey) admit(sig *sshSig, cert *ssh.Certificate, flags byte, c sshCo
 	if !o.expires.IsZero() && now.After(o.expires) {
 		return Signer{}, refuse(ErrKeyExpired, "%s expired on %s (expiry-time=%q)", who, o.expires.Format(time.RFC3339), o.expiresText)
 	}
+	if requireUV && !isSKKey(sig.pub) {
+		return Signer{}, refuse(ErrSecurityKeyFlags, "verify-required: the signature is by a %s key, not a security key, so nothing vouches for user verification", sigKeyType(sig.pub))
+	}
 	if requireUV && !noTouch && flags&skUserPresent == 0 {
 		return Signer{}, refuse(ErrSecurityKeyFlags, "security-key signature by %s lacks the user-presence flag that verify-required demands (add no-touch-required to waive it)", who)
 	}
@@ -298,6 +301,13 @@ func checkSSHCert(cert *ssh.Certificate, key *sshKey, c sshContext) (string, err
 		}
 	}
 	return "", refuse(ErrPrincipalMismatch, "certificate %s from %s is for %s, which the pinned principals %s do not cover", id, ca, quote(strings.Join(cert.ValidPrincipals, ","), 80), quote(key.line.principals, 80))
+}
+
+func sigKeyType(pub ssh.PublicKey) string {
+	if c, ok := pub.(*ssh.Certificate); ok {
+		pub = c.Key
+	}
+	return pub.Type()
 }
 
 func certTime(t uint64) string {
