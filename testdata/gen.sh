@@ -5,7 +5,8 @@
 # ALL KEYS MADE HERE ARE TEST-ONLY. Never trust them for anything.
 #
 # Idempotent: it deletes and rewrites everything it owns (testdata/keys,
-# testdata/release, testdata/git, the generated block of testdata/README.md).
+# testdata/release, testdata/git, the generated block of testdata/README.md,
+# and through gen-signing.sh testdata/ssh and testdata/openpgp-policy).
 # Key material is random, so fingerprints change on every run; the tests read
 # them from testdata/keys/FINGERPRINTS, which this script writes from the
 # tools' own output. The default test suite never runs this script.
@@ -367,5 +368,9 @@ if [[ -f $readme ]] && grep -q '^<!-- BEGIN gen.sh' "$readme"; then
 else
 	{ [[ -f $readme ]] && cat "$readme" && echo; cat "$block"; } >"$tmp/readme" && cat "$tmp/readme" >"$readme"
 fi
+
+# The signature-policy fixtures (testdata/ssh, testdata/openpgp-policy) have a
+# script of their own, so they can be remade without touching the ones above.
+"$here/gen-signing.sh"
 
 echo "gen.sh: fixtures regenerated (cosign $cosign_version)" >&2

@@ -109,11 +109,20 @@ type MetadataSpec struct {
 }
 
 // KeySpec lists the pinned public keys: file paths (relative to the configuration file) or
-// the keys themselves.
+// the keys themselves. An ssh item is one or more lines, each a plain public key, an
+// authorized_keys line or an allowed_signers line (PRINCIPALS [OPTIONS] KEY, with
+// cert-authority, namespaces, valid-after, valid-before as ssh-keygen(1) defines them);
+// a file may hold many lines and '#' comments.
 type KeySpec struct {
 	OpenPGP []string `yaml:"openpgp"`
 	SSH     []string `yaml:"ssh"`
 	Cosign  []string `yaml:"cosign"`
+
+	// OpenPGPAllowSHA1SelfSignaturesUnsafe accepts OpenPGP keys whose self-signatures
+	// use SHA-1 after the standard policy's cut-off (2023-02-01). Unsafe: SHA-1 is
+	// broken; refresh the key instead. Every use is logged. SHA-1 data signatures stay
+	// refused.
+	OpenPGPAllowSHA1SelfSignaturesUnsafe bool `yaml:"openpgp_allow_sha1_self_signatures_unsafe"`
 }
 
 // Duration is a time.Duration written as "60s", "5m".
@@ -382,11 +391,17 @@ func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, erro
 	if len(r.Keys.OpenPGP)+len(r.Keys.SSH)+len(r.Keys.Cosign) == 0 {
 		return nil, fmt.Errorf("line %d: rules[%d].keys: no keys: a rule needs at least one pinned openpgp, ssh or cosign public key", lineOf(root, "rules", i, "keys"), i)
 	}
+	if r.Keys.OpenPGPAllowSHA1SelfSignaturesUnsafe && len(r.Keys.OpenPGP) == 0 {
+		return nil, fmt.Errorf("line %d: rules[%d].keys.openpgp_allow_sha1_self_signatures_unsafe: set, but the rule pins no openpgp key; remove it", lineOf(root, "rules", i, "keys", "openpgp_allow_sha1_self_signatures_unsafe"), i)
+	}
+	// Each item is passed whole (a file is one item): the signing package names the
+	// line inside it, and origin names the item and file.
 	type origin struct {
 		field string
 		index int
+		file  string // the key file, "" when inline
 	}
-	load := func(field string, items []string, inline func(string) bool, splitLines bool) ([][]byte, []origin, error) {
+	load := func(field string, items []string, inline func(string) bool) ([][]byte, []origin, error) {
 		var out [][]byte
 		var origins []origin
 		for j, item := range items {
@@ -394,58 +409,44 @@ func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, erro
 			if strings.TrimSpace(item) == "" {
 				return nil, nil, fmt.Errorf("%s: empty key", where)
 			}
-			var data []byte
 			if inline(item) {
-				data = []byte(item)
-			} else {
-				p := item
-				if !filepath.IsAbs(p) {
-					p = filepath.Join(dir, p)
-				}
-				f, err := os.Open(p)
-				if err != nil {
-					return nil, nil, fmt.Errorf("%s: cannot read key file: %w", where, err)
-				}
-				data, err = readLimited(f, 256<<10)
-				f.Close()
-				if err != nil {
-					return nil, nil, fmt.Errorf("%s: key file %s: %w", where, p, err)
-				}
-			}
-			if !splitLines {
-				out = append(out, data)
-				origins = append(origins, origin{field, j})
+				out = append(out, []byte(item))
+				origins = append(origins, origin{field, j, ""})
 				continue
 			}
-			n := 0
-			for _, line := range strings.Split(string(data), "\n") {
-				line = strings.TrimSpace(line)
-				if line == "" || strings.HasPrefix(line, "#") {
-					continue
-				}
-				out = append(out, []byte(line))
-				origins = append(origins, origin{field, j})
-				n++
+			p := item
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, p)
 			}
-			if n == 0 {
-				return nil, nil, fmt.Errorf("%s: no ssh public key in it", where)
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: cannot read key file: %w", where, err)
 			}
+			data, err := readLimited(f, 256<<10)
+			f.Close()
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: key file %s: %w", where, p, err)
+			}
+			out = append(out, data)
+			origins = append(origins, origin{field, j, item})
 		}
 		return out, origins, nil
 	}
-	pgp, pgpOrigins, err := load("openpgp", r.Keys.OpenPGP, func(s string) bool { return strings.Contains(s, "-----BEGIN PGP") }, false)
+	pgp, pgpOrigins, err := load("openpgp", r.Keys.OpenPGP, func(s string) bool { return strings.Contains(s, "-----BEGIN PGP") })
 	if err != nil {
 		return nil, err
 	}
-	ssh, sshOrigins, err := load("ssh", r.Keys.SSH, looksLikeSSHKey, true)
+	ssh, sshOrigins, err := load("ssh", r.Keys.SSH, looksLikeSSHKey)
 	if err != nil {
 		return nil, err
 	}
-	cos, cosOrigins, err := load("cosign", r.Keys.Cosign, func(s string) bool { return strings.Contains(s, "-----BEGIN") }, false)
+	cos, cosOrigins, err := load("cosign", r.Keys.Cosign, func(s string) bool { return strings.Contains(s, "-----BEGIN") })
 	if err != nil {
 		return nil, err
 	}
-	keys, err := signing.NewKeys(pgp, ssh, cos, signing.Options{})
+	keys, err := signing.NewKeys(pgp, ssh, cos, signing.Options{
+		AllowSHA1SelfSignaturesUnsafe: r.Keys.OpenPGPAllowSHA1SelfSignaturesUnsafe,
+	})
 	if err != nil {
 		var ke *signing.KeyError
 		if errors.As(err, &ke) {
@@ -458,18 +459,31 @@ func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, erro
 			case "cosign":
 				o = cosOrigins[ke.Index]
 			}
-			return nil, fmt.Errorf("line %d: rules[%d].keys.%s[%d]: %w", lineOf(root, "rules", i, "keys", o.field, o.index), i, o.field, o.index, ke.Err)
+			in := ""
+			if o.file != "" {
+				in = " (" + o.file + ")"
+			}
+			return nil, fmt.Errorf("line %d: rules[%d].keys.%s[%d]%s: %w", lineOf(root, "rules", i, "keys", o.field, o.index), i, o.field, o.index, in, ke.Err)
 		}
 		return nil, fmt.Errorf("line %d: rules[%d].keys: %w", lineOf(root, "rules", i, "keys"), i, err)
 	}
 	return keys, nil
 }
 
+// looksLikeSSHKey tells inline SSH key text from a file path: some line holds a key
+// type followed by base64 ("ssh-ed25519 AAAA…"), after optional principals and options.
 func looksLikeSSHKey(s string) bool {
-	s = strings.TrimSpace(s)
-	for _, p := range []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-", "rsa-sha2-"} {
-		if strings.HasPrefix(s, p) {
-			return true
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		for j := 0; j+1 < len(f); j++ {
+			if !strings.HasPrefix(f[j+1], "AAAA") {
+				continue
+			}
+			for _, p := range []string{"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-", "rsa-sha2-"} {
+				if strings.HasPrefix(f[j], p) {
+					return true
+				}
+			}
 		}
 	}
 	return false

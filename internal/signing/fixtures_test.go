@@ -88,7 +88,8 @@ func TestFixturesFingerprintsRecorded(t *testing.T) {
 
 func TestSentinelsMatchErrRefused(t *testing.T) {
 	for _, e := range []error{ErrUnknownKey, ErrBadSignature, ErrWeakAlgorithm, ErrKeyExpired, ErrSignatureExpired,
-		ErrKeyRevoked, ErrMalformed, ErrNoSignature, ErrWrongNamespace} {
+		ErrKeyRevoked, ErrMalformed, ErrNoSignature, ErrWrongNamespace, ErrKeyNotYetValid, ErrPrincipalMismatch,
+		ErrCertificate, ErrSecurityKeyFlags} {
 		assert.ErrorIs(t, e, ErrRefused, e.Error())
 	}
 	assert.NotErrorIs(t, ErrUnknownKey, ErrBadSignature)

@@ -2,7 +2,6 @@ package signing
 
 import (
 	"bytes"
-	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,7 +27,7 @@ type pgpKey struct {
 // loadOpenPGP reads every key in one configured item, strictly: a key that
 // go-crypto would silently skip in a keyring is an error here, because a
 // pinned key that quietly disappears is a misconfiguration nobody sees.
-func loadOpenPGP(item []byte) ([]*pgpKey, error) {
+func (k *Keys) loadOpenPGP(item []byte) ([]*pgpKey, error) {
 	if len(bytes.TrimSpace(item)) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidKey)
 	}
@@ -68,7 +67,7 @@ func loadOpenPGP(item []byte) ([]*pgpKey, error) {
 	keys := make([]*pgpKey, 0, len(entities))
 	for i, e := range entities {
 		fp := strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
-		if err := checkEntity(e); err != nil {
+		if err := k.checkEntity(e, fp); err != nil {
 			if len(entities) > 1 {
 				return nil, fmt.Errorf("key %d of %d (%s): %w", i+1, len(entities), fp, err)
 			}
@@ -118,8 +117,9 @@ func splitArmor(text []byte) ([]io.Reader, error) {
 	return bodies, nil
 }
 
-// checkEntity applies the load-time policy to one key.
-func checkEntity(e *openpgp.Entity) error {
+// checkEntity applies the load-time policy to one key, as of now: could it vouch
+// for a release signed now?
+func (k *Keys) checkEntity(e *openpgp.Entity, fp string) error {
 	if e.PrivateKey != nil {
 		return fmt.Errorf("%w: holds PRIVATE key material; pin only the public key (gpg --armor --export)", ErrPrivateKey)
 	}
@@ -131,15 +131,17 @@ func checkEntity(e *openpgp.Entity) error {
 	if len(e.Revocations) > 0 {
 		return because(ErrKeyRevoked, "the primary key is revoked (a revocation certificate is merged in)")
 	}
-	if err := checkKeyStrength(e.PrimaryKey); err != nil {
+	now := k.now()
+	if err := k.policy.key(e.PrimaryKey, now); err != nil {
 		return err
 	}
 	selfSig, _ := e.PrimarySelfSignature()
 	if selfSig == nil {
 		return fmt.Errorf("%w: no valid self-signature on the primary key", ErrInvalidKey)
 	}
-	if weakHash(selfSig.Hash) {
-		return because(ErrWeakAlgorithm, "the primary key's self-signature uses %s; refresh it with a current gpg", hashName(selfSig.Hash))
+	relaxed, err := k.policy.bindingHash("the primary key's self-signature", selfSig.Hash, now)
+	if err != nil {
+		return err
 	}
 	signing := 0
 	if selfSig.FlagsValid && selfSig.FlagSign && e.PrimaryKey.PubKeyAlgo.CanSign() {
@@ -149,59 +151,29 @@ func checkEntity(e *openpgp.Entity) error {
 		if sk.Sig == nil || !sk.Sig.FlagsValid || !sk.Sig.FlagSign || !sk.PublicKey.PubKeyAlgo.CanSign() || len(sk.Revocations) > 0 {
 			continue
 		}
-		if err := checkKeyStrength(sk.PublicKey); err != nil {
+		if err := k.policy.key(sk.PublicKey, now); err != nil {
 			return fmt.Errorf("signing subkey %X: %w", sk.PublicKey.KeyId, err)
+		}
+		for _, b := range []*packet.Signature{sk.Sig, sk.Sig.EmbeddedSignature} {
+			if b == nil {
+				continue
+			}
+			r, err := k.policy.bindingHash(fmt.Sprintf("the binding of signing subkey %X", sk.PublicKey.KeyId), b.Hash, now)
+			if err != nil {
+				return err
+			}
+			relaxed = relaxed || r
 		}
 		signing++
 	}
 	if signing == 0 {
 		return fmt.Errorf("%w: no primary key or subkey may sign (only certify or encrypt)", ErrInvalidKey)
 	}
-	return nil
-}
-
-// checkKeyStrength refuses key algorithms and sizes that are not safe to
-// rely on today, whatever go-crypto's defaults are.
-func checkKeyStrength(pk *packet.PublicKey) error {
-	switch pk.PubKeyAlgo {
-	case packet.PubKeyAlgoRSA, packet.PubKeyAlgoRSASignOnly, packet.PubKeyAlgoRSAEncryptOnly:
-		bits, err := pk.BitLength()
-		if err != nil {
-			return fmt.Errorf("%w: unreadable RSA key", ErrInvalidKey)
-		}
-		if bits < 2048 {
-			return because(ErrWeakAlgorithm, "RSA key of %d bits (at least 2048 required)", bits)
-		}
-	case packet.PubKeyAlgoDSA:
-		return because(ErrWeakAlgorithm, "DSA keys are not accepted")
-	case packet.PubKeyAlgoElGamal:
-		return because(ErrWeakAlgorithm, "ElGamal keys are not accepted")
+	if relaxed {
+		k.log.Warn("UNSAFE: OpenPGP key pinned although its self-signatures use SHA-1, past the standard policy's cut-off, because openpgp_allow_sha1_self_signatures_unsafe is set",
+			"fingerprint", fp)
 	}
 	return nil
-}
-
-// weakHash is true for hashes that must not vouch for anything (collisions
-// are practical or the hash is unknown to this policy).
-func weakHash(h crypto.Hash) bool {
-	switch h {
-	case crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA3_256, crypto.SHA3_512:
-		return false
-	}
-	return true
-}
-
-func hashName(h crypto.Hash) string {
-	switch h {
-	case crypto.SHA1:
-		return "SHA-1"
-	case crypto.MD5:
-		return "MD5"
-	case crypto.RIPEMD160:
-		return "RIPEMD-160"
-	case 0:
-		return "an unknown hash"
-	}
-	return h.String()
 }
 
 // verifyOpenPGP checks a detached OpenPGP signature (armored or binary).
@@ -282,10 +254,11 @@ func (k *Keys) checkOpenPGPSignature(message []byte, sig *packet.Signature) (Sig
 	if err != nil {
 		return Signer{}, err
 	}
-	if weakHash(sig.Hash) {
-		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature by %s uses %s", pk.signer.Fingerprint, hashName(sig.Hash))
+	now := k.now()
+	if err := k.policy.dataHash(sig.Hash, now); err != nil {
+		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature by %s %v", pk.signer.Fingerprint, err)
 	}
-	if err := checkKeyStrength(key.PublicKey); err != nil {
+	if err := k.policy.key(key.PublicKey, now); err != nil {
 		return Signer{}, refuse(ErrWeakAlgorithm, "key %s: %v", pk.signer.Fingerprint, err)
 	}
 	if key.SelfSignature == nil || !key.SelfSignature.FlagsValid || !key.SelfSignature.FlagSign || !key.PublicKey.PubKeyAlgo.CanSign() {
@@ -341,10 +314,27 @@ func (k *Keys) checkOpenPGPValidity(pk *pgpKey, key openpgp.Key, sig *packet.Sig
 			bindings = append(bindings, key.SelfSignature.EmbeddedSignature)
 		}
 	}
-	for _, b := range bindings {
-		if weakHash(b.Hash) {
-			return refuse(ErrWeakAlgorithm, "a binding signature of %s uses %s", fp, hashName(b.Hash))
+	if sig.CreationTime.After(now.Add(maxClockSkew)) {
+		return refuse(ErrBadSignature, "signature by %s is dated %s, in the future", fp, sig.CreationTime.UTC().Format(time.RFC3339))
+	}
+	if sig.CreationTime.Before(key.PublicKey.CreationTime) {
+		return refuse(ErrBadSignature, "signature by %s predates its key", fp)
+	}
+	// The bindings are judged as of when the data was signed (the data signature's
+	// hash already passed the policy as of now, so its date is covered by a strong hash).
+	relaxed := false
+	for i, b := range bindings[1:] {
+		what := "the primary key's self-signature"
+		if i > 0 {
+			what = fmt.Sprintf("the binding of signing subkey %X", key.PublicKey.KeyId)
 		}
+		r, err := k.policy.bindingHash(what, b.Hash, sig.CreationTime)
+		if err != nil {
+			return refuse(ErrWeakAlgorithm, "key %s, signature made %s: %v", fp, sig.CreationTime.UTC().Format("2006-01-02"), err)
+		}
+		relaxed = relaxed || r
+	}
+	for _, b := range bindings {
 		for _, n := range b.Notations {
 			if n.IsCritical {
 				return refuse(ErrMalformed, "critical notation %s is not understood", quote(n.Name, 40))
@@ -352,12 +342,6 @@ func (k *Keys) checkOpenPGPValidity(pk *pgpKey, key openpgp.Key, sig *packet.Sig
 		}
 	}
 
-	if sig.CreationTime.After(now.Add(maxClockSkew)) {
-		return refuse(ErrBadSignature, "signature by %s is dated %s, in the future", fp, sig.CreationTime.UTC().Format(time.RFC3339))
-	}
-	if sig.CreationTime.Before(key.PublicKey.CreationTime) {
-		return refuse(ErrBadSignature, "signature by %s predates its key", fp)
-	}
 	if e.PrimaryKey.KeyExpired(selfSig, now) {
 		return refuse(ErrKeyExpired, "key %s expired%s", fp, expiryText(e.PrimaryKey, selfSig))
 	}
@@ -371,6 +355,10 @@ func (k *Keys) checkOpenPGPValidity(pk *pgpKey, key openpgp.Key, sig *packet.Sig
 	}
 	if sig.SigExpired(now) {
 		return refuse(ErrSignatureExpired, "signature by %s expired", fp)
+	}
+	if relaxed {
+		k.log.Warn("UNSAFE: OpenPGP signature accepted although the key's self-signatures use SHA-1, past the standard policy's cut-off, because openpgp_allow_sha1_self_signatures_unsafe is set",
+			"fingerprint", fp, "signed", sig.CreationTime.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

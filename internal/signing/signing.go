@@ -5,14 +5,17 @@
 // Signatures and signed data come from places an attacker may control, so the
 // package is strict and says why it refused: it only trusts pinned keys (never
 // a key carried inside a signature), and it applies its own policy on top of
-// the libraries' defaults (no SHA-1/MD5, no RSA < 2048 or DSA, expired and
-// revoked keys refused). Every verification failure matches ErrRefused.
+// the libraries' defaults: an OpenPGP algorithm policy with dates modelled on
+// Sequoia's standard policy (policy.go), SSH allowed_signers entries judged as
+// "ssh-keygen -Y verify" judges them (allowedsigners.go, ssh.go), expired and
+// revoked keys refused. Every verification failure matches ErrRefused.
 package signing
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +80,15 @@ var (
 	ErrMalformed        = refusal("malformed signature")
 	ErrNoSignature      = refusal("no signature")
 	ErrWrongNamespace   = refusal("wrong SSH signature namespace")
+	ErrKeyNotYetValid   = refusal("key not yet valid")
+	// ErrPrincipalMismatch: an SSH certificate by a pinned CA names no principal the
+	// pinned entry covers.
+	ErrPrincipalMismatch = refusal("certificate principal not allowed")
+	// ErrCertificate: an SSH certificate that can never vouch (host certificate, no
+	// principals, unknown critical option).
+	ErrCertificate = refusal("unusable SSH certificate")
+	// ErrSecurityKeyFlags: a security-key signature lacks a flag its entry requires.
+	ErrSecurityKeyFlags = refusal("security-key signature lacks a required flag")
 )
 
 // Load-time errors (inside a KeyError); they do not match ErrRefused unless
@@ -121,30 +133,46 @@ func (e *KeyError) Unwrap() error { return e.Err }
 
 // Options tune NewKeys.
 type Options struct {
-	Now func() time.Time // nil means time.Now; used for expiry checks at verification
+	Now func() time.Time // nil means time.Now; used for load-time policy and expiry checks at verification
+
+	// AllowSHA1SelfSignaturesUnsafe accepts OpenPGP keys whose self-signatures or
+	// subkey bindings use SHA-1 after the standard policy's cut-off (2023-02-01).
+	// SHA-1 data signatures stay refused. Every use is logged at WARN.
+	AllowSHA1SelfSignaturesUnsafe bool
+
+	// Logger receives the warnings about relaxed (…Unsafe) policy being used; nil
+	// means slog.Default().
+	Logger *slog.Logger
 }
 
 // Keys is an immutable set of pinned keys; safe for concurrent use.
 type Keys struct {
 	now    func() time.Time
+	policy pgpPolicy
+	log    *slog.Logger
 	pgp    []*pgpKey
 	ssh    []*sshKey
 	cosign []*cosignKey
 }
 
 // NewKeys parses pinned keys: openpgp items are armored or binary public keys
-// (a block may hold several), ssh items are authorized_keys lines, cosign
-// items are PEM public keys. A key that can never verify safely (weak,
-// revoked, unable to sign, private, garbage) is an error at load time, not a
-// surprise at the first release. Expired OpenPGP keys load; their signatures
-// are refused at verification time.
+// (a block may hold several), ssh items are lines of plain public keys,
+// authorized_keys lines or allowed_signers lines (principals, options, key;
+// '#' comments), cosign items are PEM public keys. A key that can never verify
+// safely (weak, revoked, unable to sign, refused by the policy as of now,
+// private, garbage) is an error at load time, not a surprise at the first
+// release. Expired OpenPGP keys load; their signatures are refused at
+// verification time.
 func NewKeys(openpgp, ssh, cosign [][]byte, opts Options) (*Keys, error) {
-	k := &Keys{now: opts.Now}
+	k := &Keys{now: opts.Now, log: opts.Logger, policy: pgpPolicy{allowSHA1SelfSigs: opts.AllowSHA1SelfSignaturesUnsafe}}
 	if k.now == nil {
 		k.now = time.Now
 	}
+	if k.log == nil {
+		k.log = slog.Default()
+	}
 	for i, item := range openpgp {
-		keys, err := loadOpenPGP(item)
+		keys, err := k.loadOpenPGP(item)
 		if err != nil {
 			return nil, &KeyError{Scheme: "openpgp", Index: i, Err: err}
 		}
@@ -197,8 +225,10 @@ var (
 )
 
 // VerifyDetached checks sig over message. The format is told by the bytes:
-// armored OpenPGP, binary OpenPGP, armored SSH (namespace "file"), otherwise
-// a base64 cosign signature.
+// armored OpenPGP, binary OpenPGP, armored SSH (namespace "file", or one its
+// entry's namespaces="..." allows; time-bounded entries are judged at the
+// current time: a detached SSH signature carries no date), otherwise a base64
+// cosign signature.
 func (k *Keys) VerifyDetached(message, sig []byte) (signer Signer, err error) {
 	defer recoverParser(&err)
 	head, err := checkSize(sig)
@@ -206,13 +236,15 @@ func (k *Keys) VerifyDetached(message, sig []byte) (signer Signer, err error) {
 		return Signer{}, err
 	}
 	if k == nil {
-		k = &Keys{now: time.Now}
+		k = &Keys{now: time.Now, log: slog.Default()}
 	}
 	switch {
 	case bytes.HasPrefix(head, pgpSignatureHeader):
 		return k.verifyOpenPGP(message, head, true)
 	case bytes.HasPrefix(head, sshSignatureHeader):
-		return k.verifySSH(message, head, "file")
+		now := k.now().UTC()
+		return k.verifySSH(message, head, sshContext{at: now,
+			atText: "verified " + now.Format(time.RFC3339) + "; a detached signature is judged at the current time"})
 	case bytes.HasPrefix(head, armorHeader):
 		return Signer{}, refuse(ErrMalformed, "unsupported armored block %s", armorType(head))
 	case sig[0]&0x80 != 0: // an OpenPGP packet tag always has the top bit set
@@ -224,7 +256,9 @@ func (k *Keys) VerifyDetached(message, sig []byte) (signer Signer, err error) {
 
 // VerifyGitTag checks a git tag's signature. payload is the tag object
 // encoded without its signature; sig is the trailing signature block, an
-// armored OpenPGP signature or an armored SSH signature (namespace "git").
+// armored OpenPGP signature or an armored SSH signature (namespace "git";
+// time-bounded entries are judged at the tagger date, as git passes it to
+// "ssh-keygen -Y verify" as verify-time).
 func (k *Keys) VerifyGitTag(payload, sig []byte) (signer Signer, err error) {
 	defer recoverParser(&err)
 	head, err := checkSize(sig)
@@ -232,18 +266,64 @@ func (k *Keys) VerifyGitTag(payload, sig []byte) (signer Signer, err error) {
 		return Signer{}, err
 	}
 	if k == nil {
-		k = &Keys{now: time.Now}
+		k = &Keys{now: time.Now, log: slog.Default()}
 	}
 	switch {
 	case bytes.HasPrefix(head, pgpSignatureHeader):
 		return k.verifyOpenPGP(payload, head, true)
 	case bytes.HasPrefix(head, sshSignatureHeader):
-		return k.verifySSH(payload, head, "git")
+		c := sshContext{namespace: "git"}
+		if at, ok := taggerTime(payload); ok {
+			c.at, c.fromTag = at, true
+			c.atText = "signed " + at.UTC().Format(time.RFC3339) + " per the tagger date"
+		} else {
+			c.at = k.now().UTC()
+			c.atText = "verified " + c.at.Format(time.RFC3339) + "; the tag has no readable tagger date"
+		}
+		return k.verifySSH(payload, head, c)
 	case bytes.HasPrefix(head, armorHeader):
 		return Signer{}, refuse(ErrMalformed, "unsupported git signature block %s", armorType(head))
 	default:
 		return Signer{}, refuse(ErrMalformed, "git tag signature is neither an armored OpenPGP nor an SSH signature")
 	}
+}
+
+// maxTagHeader bounds how much of a tag payload is searched for the tagger line.
+const maxTagHeader = 64 << 10
+
+// taggerTime reads the date of the tagger line of a tag object's header (what git
+// passes to ssh-keygen as verify-time).
+func taggerTime(payload []byte) (time.Time, bool) {
+	if len(payload) > maxTagHeader {
+		payload = payload[:maxTagHeader]
+	}
+	for len(payload) > 0 {
+		line := payload
+		if i := bytes.IndexByte(payload, '\n'); i >= 0 {
+			line, payload = payload[:i], payload[i+1:]
+		} else {
+			payload = nil
+		}
+		if len(line) == 0 {
+			break // end of the header
+		}
+		rest, ok := bytes.CutPrefix(line, []byte("tagger "))
+		if !ok {
+			continue
+		}
+		// "NAME <EMAIL> UNIXTIME TZ": the time is the second field from the end.
+		end := bytes.LastIndexByte(rest, '>')
+		fields := strings.Fields(string(rest[end+1:]))
+		if end < 0 || len(fields) != 2 {
+			return time.Time{}, false
+		}
+		secs, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil || secs < 0 || secs > 1<<40 {
+			return time.Time{}, false
+		}
+		return time.Unix(secs, 0).UTC(), true
+	}
+	return time.Time{}, false
 }
 
 // checkSize refuses empty and oversized input and returns sig without
