@@ -802,4 +802,3 @@ func storageError(status int) []byte {
 	}
 	return b
 }
-
