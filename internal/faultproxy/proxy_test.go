@@ -222,6 +222,11 @@ func TestPassesEncodedBodiesThrough(t *testing.T) {
 	assert.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
 	assert.Equal(t, []byte{0x1f, 0x8b, 0x08, 0x00, 'n', 'o', 't', 'r', 'e', 'a', 'l'}, b, "stored bytes, never decoded by the proxy")
 	assert.Equal(t, "gzip", up.Requests()[0].Header.Get("Accept-Encoding"))
+
+	// A client that asks for no encoding is not given one behind its back.
+	_, _, err = do(t, client(t), testCtx(t), http.MethodGet, p.URL()+"/x", "")
+	require.NoError(t, err)
+	assert.Empty(t, up.Requests()[1].Header.Values("Accept-Encoding"))
 }
 
 func TestUpstreamDown(t *testing.T) {
