@@ -53,7 +53,7 @@
 //
 // # Observability
 //
-// Log lists every request once it is finished (method, path and query, the rule and fault
+// Log lists every finished request in arrival order (method, path and query, the rule and fault
 // applied, the status the client got or 0 if it got none, the upstream's status); Stats
 // counts requests, bytes, the requests in flight now and the most in flight at once;
 // Handle reports how many requests matched a rule and how many it was applied to.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,11 +202,14 @@ func (p *Proxy) Clear() {
 	p.notifyLocked()
 }
 
-// Log returns the finished requests, in the order they finished.
+// Log returns the finished requests in the order they arrived (Seq). A request still
+// being handled is not in it yet (see WaitIdle).
 func (p *Proxy) Log() []Entry {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]Entry(nil), p.log...)
+	out := append([]Entry(nil), p.log...)
+	p.mu.Unlock()
+	slices.SortFunc(out, func(a, b Entry) int { return a.Seq - b.Seq })
+	return out
 }
 
 // ClearLog empties the log (the counters in Stats stay).
@@ -233,6 +237,13 @@ func (p *Proxy) ResetMaxInFlight() {
 // them), or ctx ends.
 func (p *Proxy) WaitFinished(ctx context.Context, n int) error {
 	return p.waitFor(ctx, func() bool { return p.stats.Requests-p.stats.InFlight >= n })
+}
+
+// WaitIdle blocks until no request is being handled, or ctx ends. A client can have its
+// whole answer before the proxy has logged the request: wait for idle before reading
+// Log or the byte counters.
+func (p *Proxy) WaitIdle(ctx context.Context) error {
+	return p.waitFor(ctx, func() bool { return p.stats.InFlight == 0 })
 }
 
 // WaitInFlight blocks until at least n requests are being handled at once, or ctx ends.

@@ -122,6 +122,13 @@ func do(t *testing.T, c *http.Client, ctx context.Context, method, url, body str
 	return resp, string(b), err
 }
 
+// logOf waits until p is idle and returns its log.
+func logOf(t *testing.T, p *faultproxy.Proxy) []faultproxy.Entry {
+	t.Helper()
+	require.NoError(t, p.WaitIdle(testCtx(t)))
+	return p.Log()
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -152,7 +159,7 @@ func TestForwardsUntouched(t *testing.T) {
 		assert.Equal(t, string(pattern(300000)), body, path)
 	}
 
-	log := p.Log()
+	log := logOf(t, p)
 	require.Len(t, log, 3)
 	assert.Equal(t, faultproxy.KindNone, log[0].Fault)
 	assert.Equal(t, http.StatusCreated, log[0].Status)
@@ -238,7 +245,7 @@ func TestUpstreamDown(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
 	assert.Contains(t, body, "faultproxy: upstream")
-	assert.Contains(t, p.Log()[0].Note, "upstream:")
+	assert.Contains(t, logOf(t, p)[0].Note, "upstream:")
 }
 
 func TestStartRefusesBadUpstreams(t *testing.T) {
@@ -325,7 +332,7 @@ func TestRulesInOrderAndFallThrough(t *testing.T) {
 	assert.Equal(t, []int{503, 503, 500, 503}, got)
 	assert.Equal(t, 4, first.Matched())
 	assert.Equal(t, 3, second.Matched(), "the request the first rule took never reached the second")
-	log := p.Log()
+	log := logOf(t, p)
 	assert.Equal(t, "third", log[2].Rule)
 	assert.Equal(t, "any", log[0].Rule)
 
@@ -402,7 +409,7 @@ func TestStatusFault(t *testing.T) {
 	assert.Equal(t, "backendError", doc.Error.Errors[0].Reason)
 	assert.Equal(t, "global", doc.Error.Errors[0].Domain)
 	assert.Empty(t, up.Requests(), "never forwarded")
-	assert.EqualValues(t, 100000, p.Log()[0].BytesIn, "the body is read so the client gets the answer")
+	assert.EqualValues(t, 100000, logOf(t, p)[0].BytesIn, "the body is read so the client gets the answer")
 
 	p.Add(faultproxy.Rule{Path: "/b", When: faultproxy.Next(1), Fault: faultproxy.Status(429).WithHeader("Retry-After", "7")})
 	resp, body, err = do(t, c, ctx, http.MethodGet, p.URL()+"/b", "")
@@ -442,7 +449,7 @@ func TestHangUntilTheClientGivesUp(t *testing.T) {
 
 	require.NoError(t, p.WaitFinished(ctx, 1))
 	assert.Equal(t, 0, g.Held())
-	e := p.Log()[0]
+	e := logOf(t, p)[0]
 	assert.Equal(t, faultproxy.KindHang, e.Fault)
 	assert.Equal(t, 0, e.Status)
 	assert.Contains(t, e.Note, "client gave up")
@@ -468,7 +475,7 @@ func TestHangReleasedDropsTheConnection(t *testing.T) {
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, context.Canceled)
 	require.NoError(t, p.WaitFinished(ctx, 1))
-	assert.Contains(t, p.Log()[0].Note, "released")
+	assert.Contains(t, logOf(t, p)[0].Note, "released")
 	assert.Equal(t, 1, h.Applied())
 	assert.Empty(t, up.Requests())
 }
@@ -502,8 +509,8 @@ func TestCloseEndsHeldRequests(t *testing.T) {
 	st := p.Stats()
 	assert.Equal(t, 0, st.InFlight)
 	assert.Equal(t, n, st.MaxInFlight)
-	assert.Len(t, p.Log(), n)
-	for _, e := range p.Log() {
+	assert.Len(t, logOf(t, p), n)
+	for _, e := range logOf(t, p) {
 		assert.Equal(t, 0, e.Status, "%s", e)
 		assert.Contains(t, e.Note, "proxy closed", "%s", e)
 	}
@@ -556,7 +563,7 @@ func TestTransportReplaysOnAReusedConnection(t *testing.T) {
 	_, body, err := do(t, c, ctx, http.MethodGet, p.URL()+"/r", "")
 	require.NoError(t, err, "replayed by the transport")
 	assert.Equal(t, "GET /r ", body)
-	log := p.Log()
+	log := logOf(t, p)
 	require.Len(t, log, 3)
 	assert.Equal(t, faultproxy.KindReset, log[1].Fault)
 	assert.Equal(t, faultproxy.KindNone, log[2].Fault)
@@ -591,7 +598,7 @@ func TestTruncate(t *testing.T) {
 		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, path)
 		assert.Equal(t, pattern(50000)[:1000], b, path)
 	}
-	log := p.Log()
+	log := logOf(t, p)
 	require.Len(t, log, 2)
 	assert.Equal(t, http.StatusOK, log[0].Status)
 	assert.EqualValues(t, 1000, log[0].BytesOut)
@@ -619,7 +626,7 @@ func TestLoseResponseCommitsUpstream(t *testing.T) {
 	reqs := up.Requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, "the write", reqs[0].Body, "the upstream got the whole request")
-	e := p.Log()[0]
+	e := logOf(t, p)[0]
 	assert.Equal(t, 0, e.Status)
 	assert.Equal(t, http.StatusCreated, e.Upstream)
 	assert.Contains(t, e.Note, "response lost")
@@ -713,7 +720,7 @@ func TestDelayResponseLostWhenTheClientGivesUp(t *testing.T) {
 	cancel()
 	assert.ErrorIs(t, <-errc, context.Canceled)
 	require.NoError(t, p.WaitFinished(ctx, 1))
-	e := p.Log()[0]
+	e := logOf(t, p)[0]
 	assert.Equal(t, http.StatusCreated, e.Upstream)
 	assert.Equal(t, 0, e.Status)
 	assert.Contains(t, e.Note, "response lost")
@@ -784,8 +791,9 @@ func TestRulesChangeWhileTrafficFlows(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	log := logOf(t, p)
 	st := p.Stats()
-	assert.Equal(t, st.Requests, len(p.Log())+st.LogDropped)
+	assert.Equal(t, st.Requests, len(log)+st.LogDropped)
 	assert.Equal(t, 0, st.InFlight)
 }
 
@@ -797,10 +805,10 @@ func TestLogLimit(t *testing.T) {
 		_, _, err := do(t, c, testCtx(t), http.MethodGet, p.URL()+"/x", "")
 		require.NoError(t, err)
 	}
-	assert.Len(t, p.Log(), 2)
+	assert.Len(t, logOf(t, p), 2)
 	assert.Equal(t, 1, p.Stats().LogDropped)
 	p.ClearLog()
-	assert.Empty(t, p.Log())
+	assert.Empty(t, logOf(t, p))
 	assert.Equal(t, 3, p.Stats().Requests)
 }
 

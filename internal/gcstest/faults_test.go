@@ -160,6 +160,7 @@ func TestWithFaultsCarriesEveryKindOfRequest(t *testing.T) {
 	_, body := r.live(t, "big")
 	assert.Equal(t, big, body)
 	chunks := 0
+	require.NoError(t, r.p.WaitIdle(c))
 	for _, e := range r.p.Log() {
 		assert.Less(t, e.Status, 400, "%s", e)
 		assert.NotZero(t, e.Status, "%s", e)
@@ -460,7 +461,7 @@ func TestLostResponseOnConditionalCreate(t *testing.T) {
 	assert.Equal(t, "token-1", a.Meta.Custom["owner"])
 
 	assert.Equal(t, 1, h.Applied())
-	log := uploadLog(r)
+	log := uploadLog(t, r)
 	require.Len(t, log, 2, "one attempt lost, one retry")
 	assert.Equal(t, 0, log[0].Status)
 	assert.Equal(t, http.StatusOK, log[0].Upstream)
@@ -483,7 +484,7 @@ func TestLostResponseOnConditionalRestore(t *testing.T) {
 	assert.NotEqual(t, r.gen, a.Generation)
 	assert.Equal(t, "x#1", a.Meta.Custom["tamperguard-incident"])
 	assert.Equal(t, 1, h.Applied())
-	assert.Len(t, uploadLog(r), 2)
+	assert.Len(t, uploadLog(t, r), 2)
 }
 
 // A delete whose answer is lost: the retry finds nothing to delete and the adapter
@@ -588,15 +589,16 @@ func TestRestoreAnsweredAfterTheDeadline(t *testing.T) {
 	assert.Equal(t, 1, h.Applied())
 	_, body := r.live(t, "x")
 	assert.Equal(t, good, body, "committed")
-	st := r.p.Stats()
-	require.NoError(t, r.p.WaitFinished(ctx(t), st.Requests))
-	log := uploadLog(r)
+	log := uploadLog(t, r)
 	require.Len(t, log, 1)
 	assert.Equal(t, 0, log[0].Status, "the answer was lost")
 	assert.Equal(t, http.StatusOK, log[0].Upstream)
 }
 
-func uploadLog(r *rig) []faultproxy.Entry {
+// uploadLog waits until the proxy is idle and returns the uploads in its log.
+func uploadLog(t *testing.T, r *rig) []faultproxy.Entry {
+	t.Helper()
+	require.NoError(t, r.p.WaitIdle(ctx(t)))
 	var out []faultproxy.Entry
 	for _, e := range r.p.Log() {
 		if strings.HasPrefix(e.URL, "/upload/") {
