@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -354,7 +355,7 @@ func (p *Proxy) pickLocked(r *http.Request) *Handle {
 }
 
 func (p *Proxy) finish(x *exchange) {
-	x.entry.BytesIn = x.body.n
+	x.entry.BytesIn = x.body.n.Load()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.InFlight--
@@ -736,15 +737,16 @@ func lengthString(n int64) string {
 
 // ---- helpers ------------------------------------------------------------------------
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it. The transport may still be sending a
+// request body from its own goroutine when the handler finishes, hence the atomic.
 type countingReader struct {
 	r io.ReadCloser
-	n int64
+	n atomic.Int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 
