@@ -224,7 +224,7 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 
 	var sendErr error
 	if s.api != nil {
-		sendErr = s.postBot(ctx, deadline, &th, m)
+		sendErr = s.postBot(ctx, deadline, &th, m, d.Incident)
 	} else {
 		sendErr = s.try(ctx, deadline, func(ctx context.Context) error {
 			f := false
@@ -254,16 +254,38 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 
 // postBot posts m as a new message, or as a reply in th's thread and then updates the
 // thread's parent with the latest state. th gets the parent's channel and ts.
-func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m Message) error {
+func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m Message, incident string) error {
 	opts := []slack.MsgOption{
 		slack.MsgOptionBlocks(m.Blocks...),
 		slack.MsgOptionText(m.Fallback, false),
 		slack.MsgOptionDisableLinkUnfurl(),
 		slack.MsgOptionDisableMediaUnfurl(),
 	}
-	post := func(extra ...slack.MsgOption) (string, string, error) {
+	if incident != "" {
+		// The incident rides along as message metadata, so that AlertSent can find the
+		// message if its poster dies before recording it.
+		opts = append(opts, slack.MsgOptionMetadata(slack.SlackMetadata{
+			EventType: metadataEventType, EventPayload: map[string]any{"incident": incident},
+		}))
+	}
+	started := s.now()
+	post := func(thread string, extra ...slack.MsgOption) (string, string, error) {
 		var ch, ts string
+		attempt := 0
 		err := s.try(ctx, deadline, func(ctx context.Context) error {
+			attempt++
+			if attempt > 1 && incident != "" {
+				// A post is not idempotent: the previous attempt may have posted and lost
+				// its answer. Look before posting again.
+				fch, fts, found, err := s.findPosted(ctx, deadline, incident, started, thread)
+				if err != nil {
+					return err
+				}
+				if found {
+					ch, ts = fch, fts
+					return nil
+				}
+			}
 			var err error
 			ch, ts, err = s.api.PostMessageContext(ctx, s.channel, append(opts, extra...)...)
 			return err
@@ -271,7 +293,7 @@ func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m M
 		return ch, ts, err
 	}
 	if th.TS != "" {
-		_, _, err := post(slack.MsgOptionTS(th.TS))
+		_, _, err := post(th.TS, slack.MsgOptionTS(th.TS))
 		if err == nil {
 			channel := th.Channel
 			if channel == "" {
@@ -294,7 +316,7 @@ func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m M
 		s.log.Warn("reply to the alert thread refused; posting a new message", "error", err.Error())
 		th.TS, th.Channel = "", ""
 	}
-	ch, ts, err := post()
+	ch, ts, err := post("")
 	if err != nil {
 		return err
 	}
@@ -308,6 +330,84 @@ func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m M
 		s.log.Warn("Slack answered without a usable message ts; repeats will not be threaded")
 	}
 	return nil
+}
+
+// metadataEventType marks tamperguard's alerts in Slack message metadata.
+const metadataEventType = "tamperguard_incident"
+
+// maxHistoryPages bounds the pages of channel history AlertSent reads.
+const maxHistoryPages = 5
+
+var _ engine.AlertFinder = (*Slack)(nil)
+
+// AlertSent reports whether an alert about incident was posted since: the channel's history
+// (and the object's open thread, where repeats go) is searched for the message metadata that
+// Notify attaches. An incoming webhook cannot read its channel: it answers false, and an
+// alert whose poster died between posting and recording it may be posted twice.
+func (s *Slack) AlertSent(ctx context.Context, incident string, since time.Time) (bool, error) {
+	if s.api == nil || incident == "" {
+		return false, nil
+	}
+	object := incident
+	if i := strings.LastIndexByte(object, '#'); i >= 0 {
+		object = object[:i]
+	}
+	thread := ""
+	if th, open, err := s.threads.Load(ctx, object); err == nil && open {
+		thread = th.TS
+	}
+	_, _, found, err := s.findPosted(ctx, s.now().Add(s.elapsed), incident, since, thread)
+	return found, err
+}
+
+// findPosted looks for a message carrying incident in its metadata, posted since, at the top
+// of the channel or in thread: the message a post whose answer was lost may have created.
+func (s *Slack) findPosted(ctx context.Context, deadline time.Time, incident string, since time.Time, thread string) (channel, ts string, found bool, err error) {
+	oldest := fmt.Sprintf("%d.000000", since.Unix()-1)
+	find := func(msgs []slack.Message) (string, bool) {
+		for _, m := range msgs {
+			if m.Metadata.EventType == metadataEventType && fmt.Sprint(m.Metadata.EventPayload["incident"]) == incident {
+				return m.Timestamp, true
+			}
+		}
+		return "", false
+	}
+	cursor := ""
+	for range maxHistoryPages {
+		var resp *slack.GetConversationHistoryResponse
+		err := s.try(ctx, deadline, func(ctx context.Context) error {
+			var err error
+			resp, err = s.api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+				ChannelID: s.channel, Oldest: oldest, Limit: 200, Cursor: cursor, IncludeAllMetadata: true})
+			return err
+		})
+		if err != nil {
+			return "", "", false, err
+		}
+		if ts, ok := find(resp.Messages); ok {
+			return s.channel, ts, true, nil
+		}
+		if !resp.HasMore || resp.ResponseMetaData.NextCursor == "" {
+			break
+		}
+		cursor = resp.ResponseMetaData.NextCursor
+	}
+	if thread == "" {
+		return "", "", false, nil
+	}
+	// Repeats are replies in the object's thread, which the history does not list.
+	var msgs []slack.Message
+	err = s.try(ctx, deadline, func(ctx context.Context) error {
+		var err error
+		msgs, _, _, err = s.api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{
+			ChannelID: s.channel, Timestamp: thread, Oldest: oldest, Limit: 200, IncludeAllMetadata: true})
+		return err
+	})
+	if err != nil {
+		return "", "", false, err
+	}
+	ts, ok := find(msgs)
+	return s.channel, ts, ok, nil
 }
 
 // permanentError is a refusal that a retry would not change.

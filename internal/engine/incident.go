@@ -29,15 +29,16 @@ import (
 // A delivery that meets a record under a live lease is retried, never acknowledged; one that
 // meets a done, alerted record is a duplicate. Writes are conditional on the record's
 // generation; every write bumps Seq, so an owner that lost a write's response (and got 412
-// on the retry) recognises its own write by owner and Seq.
+// on the retry, or any other error) recognises its own write by owner and write token.
 
 // DefaultLease is how long a claim on an incident holds without renewal: short enough that
 // a crashed owner's incident is taken over by the next redelivery, long enough for renewals
 // (every third of it) to land under load.
 const DefaultLease = 30 * time.Second
 
-// settleTimeout bounds the record writes that end a piece of work (abandon, finish, alerted).
-// They run on a fresh context: the event's own may be the deadline that just expired.
+// settleTimeout bounds the record writes that end a piece of work (abandon, finish, alerted),
+// and half the lease does too. They run on a fresh context: the event's own may be the
+// deadline that just expired.
 const settleTimeout = 15 * time.Second
 
 // maxHold bounds how long one owner keeps renewing a lease, so that a wedged owner cannot
@@ -68,9 +69,12 @@ const markerKey = "tamperguard-incident"
 
 // incidentRecord is one incident in the record store.
 type incidentRecord struct {
-	Key     string    `json:"key"`
-	Owner   string    `json:"owner"`
-	Seq     int64     `json:"seq"`
+	Key   string `json:"key"`
+	Owner string `json:"owner"`
+	Seq   int64  `json:"seq"`
+	// Write is a fresh token per write: after an error whose write may have committed, the
+	// writer recognises its own write by it (the same Seq could be another attempt's).
+	Write   string    `json:"write"`
 	Status  string    `json:"status"`
 	Lease   time.Time `json:"lease_until,omitzero"`
 	Started time.Time `json:"started"`
@@ -136,7 +140,7 @@ func newToken() string {
 func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult, error) {
 	inc := &incident{e: e, key: key, token: newToken()}
 	now := e.now()
-	inc.rec = incidentRecord{Key: key, Owner: inc.token, Seq: 1, Status: statusHandling,
+	inc.rec = incidentRecord{Key: key, Owner: inc.token, Seq: 1, Write: newToken(), Status: statusHandling,
 		Lease: now.Add(e.lease), Started: now, Updated: now, Owners: 1}
 	ver, err := e.records.create(ctx, key, inc.rec)
 	if err == nil {
@@ -144,6 +148,11 @@ func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult,
 		return inc, claimOwned, nil
 	}
 	if !errors.Is(err, ErrPrecondition) {
+		// The create may have committed with its answer lost or cut short: look.
+		if cur, v, lerr := e.records.load(ctx, key); lerr == nil && cur.Owner == inc.token && cur.Write == inc.rec.Write {
+			inc.ver, inc.rec = v, cur
+			return inc, claimOwned, nil
+		}
 		return nil, 0, fmt.Errorf("creating incident record %s: %w", key, err)
 	}
 	for range 3 {
@@ -160,7 +169,7 @@ func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult,
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading incident record %s: %w", key, err)
 		}
-		if cur.Owner == inc.token && cur.Seq == inc.rec.Seq {
+		if cur.Owner == inc.token && cur.Write == inc.rec.Write {
 			// Our create committed and its response was lost; the retry met our own record.
 			inc.ver, inc.rec = ver, cur
 			return inc, claimOwned, nil
@@ -173,13 +182,13 @@ func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult,
 		}
 		// Its owner died or gave up: take it over.
 		next := cur
-		next.Owner, next.Seq, next.Lease, next.Updated = inc.token, cur.Seq+1, e.now().Add(e.lease), e.now()
+		next.Owner, next.Seq, next.Write, next.Lease, next.Updated = inc.token, cur.Seq+1, newToken(), e.now().Add(e.lease), e.now()
 		next.Owners++
 		nv, err := e.records.update(ctx, key, ver, next)
-		if errors.Is(err, ErrPrecondition) {
-			if again, v2, lerr := e.records.load(ctx, key); lerr == nil && again.Owner == inc.token && again.Seq == next.Seq {
-				nv, err = v2, nil // our takeover committed; its response was lost
-			} else {
+		if err != nil {
+			if again, v2, lerr := e.records.load(ctx, key); lerr == nil && again.Owner == inc.token && again.Write == next.Write {
+				nv, err = v2, nil // our takeover committed; its answer was lost
+			} else if errors.Is(err, ErrPrecondition) {
 				continue // someone else moved first: look again
 			}
 		}
@@ -202,20 +211,26 @@ func (e *Engine) claim(ctx context.Context, key string) (*incident, claimResult,
 func (inc *incident) write(mutate func(*incidentRecord)) error {
 	inc.mu.Lock()
 	defer inc.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
-	defer cancel()
 	e := inc.e
+	ctx, cancel := context.WithTimeout(context.Background(), min(settleTimeout, e.lease/2))
+	defer cancel()
 	next := inc.rec
 	mutate(&next)
-	next.Seq = inc.rec.Seq + 1
+	next.Seq, next.Write = inc.rec.Seq+1, newToken()
 	next.Updated = e.now()
 	ver, err := e.records.update(ctx, inc.key, inc.ver, next)
-	if errors.Is(err, ErrPrecondition) {
+	if err != nil {
+		// Committed with the answer lost (the retry met 412) or cut short? Look.
 		cur, v2, lerr := e.records.load(ctx, inc.key)
-		if lerr == nil && cur.Owner == inc.token && cur.Seq == next.Seq {
+		switch {
+		case lerr == nil && cur.Owner == inc.token && cur.Write == next.Write:
 			ver, err = v2, nil
-		} else {
+		case lerr == nil && cur.Owner != inc.token:
 			return fmt.Errorf("%w: incident %s", ErrLeaseLost, inc.key)
+		case lerr == nil && cur.Write != inc.rec.Write:
+			// An earlier write of ours whose outcome we did not know did commit: adopt it,
+			// so that the next write is conditioned on the record as it is.
+			inc.ver, inc.rec = v2, cur
 		}
 	}
 	if err != nil {

@@ -105,6 +105,13 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		if d.Transient {
 			return
 		}
+		if m.Rule.OnMismatch == config.OnMismatchQuarantine {
+			// A quarantine whose answer was lost leaves nothing live: it was quarantined.
+			if _, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0); errors.Is(err, ErrObjectNotFound) {
+				d.Action, d.Restored = ActionQuarantined, j.attrs.Deleted
+				return
+			}
+		}
 		d.Action, d.Replaced = ActionSkippedNewer, j.attrs.Deleted
 		return
 	}
@@ -241,6 +248,11 @@ func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, inc
 		}
 		return
 	case err != nil:
+		// A write whose answer was cut short may have committed all the same.
+		if e.ownRestoreLive(ctx, m, d, inc.key, want) {
+			d.Source = src.name
+			return
+		}
 		d.Action = ActionFailed
 		d.setErr(fmt.Errorf("restoring %s from %s: %w", GSPath(d.Bucket, d.Object, 0), src.name, err))
 		d.Transient = d.Transient || ctx.Err() != nil
