@@ -40,6 +40,9 @@ type Release struct {
 	Name   string
 	Script []byte
 	SHA256 string
+
+	entity *openpgp.Entity
+	repo   *git.Repository
 }
 
 // Maintainer is the identity on the throwaway key and on the release's commit and tag.
@@ -80,6 +83,19 @@ func NewRelease(dir, tag, name string, script []byte) (*Release, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: git init: %w", err)
 	}
+	r := &Release{Repo: repoDir, KeyFile: keyFile,
+		Fingerprint: strings.ToUpper(hex.EncodeToString(entity.PrimaryKey.Fingerprint)),
+		Name:        name, entity: entity, repo: repo}
+	if err := r.Next(tag, script); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Next commits script as the release's file and signs a new tag for it with the same key,
+// as a maintainer cutting the next release does; the Release then describes that tag.
+func (r *Release) Next(tag string, script []byte) error {
+	repo, repoDir, name, entity := r.repo, r.Repo, r.Name, r.entity
 	sum := sha256.Sum256(script)
 	digest := hex.EncodeToString(sum[:])
 	files := map[string][]byte{
@@ -88,7 +104,7 @@ func NewRelease(dir, tag, name string, script []byte) (*Release, error) {
 	}
 	wt, err := repo.Worktree()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for n, b := range files {
 		mode := os.FileMode(0o644)
@@ -96,26 +112,23 @@ func NewRelease(dir, tag, name string, script []byte) (*Release, error) {
 			mode = 0o755
 		}
 		if err := os.WriteFile(filepath.Join(repoDir, n), b, mode); err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := wt.Add(n); err != nil {
-			return nil, fmt.Errorf("demo: git add %s: %w", n, err)
+			return fmt.Errorf("demo: git add %s: %w", n, err)
 		}
 	}
 	who := Maintainer
 	who.When = time.Now()
 	head, err := wt.Commit("release "+tag, &git.CommitOptions{Author: &who, Committer: &who})
 	if err != nil {
-		return nil, fmt.Errorf("demo: git commit: %w", err)
+		return fmt.Errorf("demo: git commit: %w", err)
 	}
 	if _, err := repo.CreateTag(tag, head, &git.CreateTagOptions{Tagger: &who, Message: tag + "\n", SignKey: entity}); err != nil {
-		return nil, fmt.Errorf("demo: signing tag %s: %w", tag, err)
+		return fmt.Errorf("demo: signing tag %s: %w", tag, err)
 	}
-	return &Release{
-		Repo: repoDir, Tag: tag, KeyFile: keyFile,
-		Fingerprint: strings.ToUpper(hex.EncodeToString(entity.PrimaryKey.Fingerprint)),
-		Name:        name, Script: script, SHA256: digest,
-	}, nil
+	r.Tag, r.Script, r.SHA256 = tag, script, digest
+	return nil
 }
 
 // Config is a tamperguard configuration that watches object in bucket against the

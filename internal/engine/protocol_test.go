@@ -15,7 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/demo"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/gcstest"
 )
 
 // The incident protocol under bad weather, at the Store seam: every fault is one that the
@@ -574,4 +578,49 @@ func TestLostResponseOnMetadataRepair(t *testing.T) {
 	attrs, err := h.srv.Client.Bucket(bucket).Object("install.sh").Attrs(h.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "text/x-shellscript", attrs.ContentType)
+}
+
+// A maintainer signs and pushes a new release tag and uploads its script 100 ms later,
+// within a second of the engine's previous release lookup: the upload is judged against a
+// lookup that started after it was written, so it is not reverted.
+func TestMaintainerWhoTagsThenUploadsIsNotReverted(t *testing.T) {
+	clk := newClock()
+	old := []byte("#!/bin/sh\necho v1.0.0\n")
+	rel, err := demo.NewRelease(t.TempDir(), "v1.0.0", "install.sh", old)
+	require.NoError(t, err)
+	srv := gcstest.New(t, gcstest.BucketSpec{Name: bucket, Versioning: true})
+	yaml := `rules:
+  - bucket: ` + bucket + `
+    objects: ["install.sh"]
+    release: {git: ` + rel.Repo + `, tag: latest}
+    keys: {openpgp: [` + rel.KeyFile + `]}
+`
+	cfg, err := config.Parse(config.Source{Name: "t.yaml", Data: []byte(yaml), Dir: t.TempDir()})
+	require.NoError(t, err)
+	eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Config: cfg, Now: clk.now})
+	require.NoError(t, err)
+	put := func(b []byte) int64 {
+		w := srv.Client.Bucket(bucket).Object("install.sh").NewWriter(context.Background())
+		_, err := w.Write(b)
+		require.NoError(t, err)
+		require.NoError(t, w.Close())
+		return w.Attrs().Generation
+	}
+	d := eng.Handle(context.Background(), finalize("install.sh", put(old)))
+	require.Equal(t, engine.VerdictOK, d.Verdict, d.Error)
+	require.Equal(t, "v1.0.0", d.Release)
+
+	next := []byte("#!/bin/sh\necho v1.1.0\n")
+	require.NoError(t, rel.Next("v1.1.0", next))
+	clk.advance(100 * time.Millisecond)
+	g := put(next)
+	d = eng.Handle(context.Background(), finalize("install.sh", g))
+	assert.Equal(t, engine.VerdictOK, d.Verdict, "%s %s", d.Reason, d.Error)
+	assert.Equal(t, "v1.1.0", d.Release)
+	assert.Equal(t, engine.ActionNone, d.Action)
+	r, err := srv.Client.Bucket(bucket).Object("install.sh").NewReader(context.Background())
+	require.NoError(t, err)
+	live, _ := io.ReadAll(r)
+	r.Close()
+	assert.Equal(t, string(next), string(live), "the new release's script stays live")
 }
