@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"syscall"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pubsub-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: pubsub-emulator [--host 127.0.0.1] [--port 8085] [--project P] [--topic NAME]... [--subscription NAME[=TOPIC]]...")
+		fmt.Fprintln(stderr, "usage: pubsub-emulator [--host 127.0.0.1] [--port 8085] [--project P] [--topic NAME]... [--subscription NAME[=TOPIC]]... [--ack-deadline 60s]")
 		fmt.Fprintln(stderr, "\nAn in-memory Pub/Sub emulator (pstest). Point clients at it with PUBSUB_EMULATOR_HOST=HOST:PORT.")
 		fmt.Fprintln(stderr, "\nflags:")
 		fs.PrintDefaults()
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var topics, subs names
 	fs.Var(&topics, "topic", "create this topic (repeatable)")
 	fs.Var(&subs, "subscription", "create this pull subscription, NAME or NAME=TOPIC (repeatable)")
+	ackDeadline := fs.Duration("ack-deadline", time.Minute, "the subscriptions' ack deadline: a message its puller neither acknowledged nor extended is delivered again after it (10s to 600s)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -90,6 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() != 0 {
 		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if *ackDeadline < 10*time.Second || *ackDeadline > 600*time.Second || *ackDeadline%time.Second != 0 {
+		return fail("--ack-deadline %s: want whole seconds from 10s to 600s, as Pub/Sub allows", *ackDeadline)
 	}
 	if *port < 0 || *port > 65535 {
 		return fail("--port %d is not a port", *port)
@@ -141,7 +146,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	for _, s := range subSpecs {
-		if _, err := srv.GServer.CreateSubscription(ctx, &pubsubpb.Subscription{Name: s.name, Topic: s.topic, AckDeadlineSeconds: 60}); err != nil {
+		if _, err := srv.GServer.CreateSubscription(ctx, &pubsubpb.Subscription{Name: s.name, Topic: s.topic, AckDeadlineSeconds: int32(*ackDeadline / time.Second)}); err != nil {
 			return fail("creating subscription %s: %v", s.name, err)
 		}
 	}

@@ -245,6 +245,15 @@ func (p *Process) Stop(timeout time.Duration) error {
 	}
 }
 
+// Kill ends the process with SIGKILL, as a crash or an OOM kill does, and waits for it.
+func (p *Process) Kill() {
+	if done, _ := p.Exited(); done {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
 // FreePort returns a loopback port that was free a moment ago.
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -263,6 +272,8 @@ type StackOptions struct {
 	EventBucket string
 	// Tee, if set, also gets every line the processes write.
 	Tee io.Writer
+	// AckDeadline is the subscription's ack deadline (0: the emulator's default, 60s).
+	AckDeadline time.Duration
 }
 
 // Stack is the emulators of the documented workflow, as separate processes: the Pub/Sub
@@ -291,8 +302,11 @@ func StartEmulators(ctx context.Context, bins Binaries, o StackOptions) (s *Stac
 			s = nil
 		}
 	}()
-	s.PubSub, err = Start("pubsub-emulator", bins.PubSub, []string{"--port", "0", "--project", o.Project,
-		"--topic", o.Topic, "--subscription", o.Subscription}, nil, o.Tee)
+	args := []string{"--port", "0", "--project", o.Project, "--topic", o.Topic, "--subscription", o.Subscription}
+	if o.AckDeadline > 0 {
+		args = append(args, "--ack-deadline", o.AckDeadline.String())
+	}
+	s.PubSub, err = Start("pubsub-emulator", bins.PubSub, args, nil, o.Tee)
 	if err != nil {
 		return s, err
 	}
