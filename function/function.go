@@ -157,6 +157,9 @@ func FromEnv(ctx context.Context, env Env) (*Handler, error) {
 	if log == nil {
 		log = cloudlog.New(os.Stdout, nil)
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	notifier, err := newNotifier(getenv, log, store, cfg.State.Bucket)
 	if err != nil {
 		release()

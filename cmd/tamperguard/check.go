@@ -31,6 +31,9 @@ func newEngine(ctx context.Context, e env, flagFile string, act bool) (*engine.E
 		return nil, nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	store := gcs.New(client)
 	var notifier engine.Notifier
 	if act {

@@ -333,3 +333,20 @@ func TestVerifyPrintsConfigWarnings(t *testing.T) {
 	_, stderr, _ := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", testdataPath(t, "rollback", "v1.1.0", "install.sh"))
 	assert.Contains(t, stderr, "warning: line 4: rules[0].release: rollback cannot be detected")
 }
+
+// check prints them too (on its log, before judging).
+func TestCheckPrintsConfigWarnings(t *testing.T) {
+	host := newRollbackHost(t)
+	host.publish(t, "v1.1.0")
+	b := newBucketEnv(t)
+	ssh := strings.TrimSpace(mustRead(t, testdataPath(t, "rollback", "rollback_ed25519.pub")))
+	require.NoError(t, os.WriteFile(b.cfg, []byte(`rules:
+  - bucket: uploader-prod
+    objects: ["install.sh"]
+    release: {url: `+host.srv.URL+`/latest/SHA256SUMS}
+    keys: {ssh: ["`+ssh+`"]}
+`), 0o600))
+	b.put("install.sh", []byte(mustRead(t, testdataPath(t, "rollback", "v1.1.0", "install.sh"))))
+	b.run("check", "--config", b.cfg, "gs://uploader-prod/install.sh")
+	assert.Contains(t, b.err.String(), "rules[0].release: rollback cannot be detected")
+}
