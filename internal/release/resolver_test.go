@@ -529,11 +529,19 @@ func TestPrereleaseMarkers(t *testing.T) {
 
 // tag: latest over non-semver tags picks a release, not a release candidate.
 func TestLatestSkipsNonSemverReleaseCandidates(t *testing.T) {
-	src := &tableSource{}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The release candidate is the newest tag by time (as in curl's repository).
+	src := &tableSource{times: map[string]time.Time{"curl-8_9_1": t0, "curl-8_21_0": t0.Add(time.Hour), "rc-8_22_0-2": t0.Add(2 * time.Hour)}}
 	src.set("curl-8_21_0", nil)
 	src.set("curl-8_9_1", nil)
 	src.set("rc-8_22_0-2", nil)
 	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "curl-8_21_0", rel.Tag)
+
+	// Without times (a remote listed without fetching), the numbers in the tags order them.
+	src.times = nil
+	rel, err = NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "curl-8_21_0", rel.Tag)
 }
