@@ -600,6 +600,7 @@ func TestGitHubFloorSurvivesDeletedRelease(t *testing.T) {
 	require.NoError(t, err)
 
 	g.list(t)
+	g.api.setStatus("/repos/o/r/releases/tags/v1.1.0", http.StatusNotFound)
 	rel, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.1.0", rel.Tag)
