@@ -125,7 +125,7 @@ type Resolver struct {
 	cache    map[string]cached
 	inflight map[string]*call       // the newest fetch in progress per source and tag
 	floors   map[string]*floorEntry // per mark key
-	refusals map[string]error       // candidates refused for their content, by mark key, tag and ID
+	refusals map[string]refusal     // candidates refused for their content, by mark key, tag and ID
 	voids    map[string]string      // per mark key, the ID of a stored mark that no longer verifies
 }
 
@@ -153,7 +153,7 @@ type floorEntry struct {
 // NewResolver returns a Resolver.
 func NewResolver(opts ResolverOptions) *Resolver {
 	r := &Resolver{ttl: opts.TTL, marks: opts.Marks, now: opts.Now, cache: make(map[string]cached),
-		inflight: make(map[string]*call), floors: make(map[string]*floorEntry), refusals: make(map[string]error),
+		inflight: make(map[string]*call), floors: make(map[string]*floorEntry), refusals: make(map[string]refusal),
 		voids: make(map[string]string)}
 	if r.ttl <= 0 {
 		r.ttl = DefaultTTL
@@ -294,7 +294,7 @@ func (r *Resolver) newest(ctx context.Context, src Source, mk string, fl *floorE
 				break
 			}
 		}
-		if why := r.refusal(mk, c); why != nil {
+		if why := r.refused(mk, c); why != nil {
 			skipped = append(skipped, Skipped{Tag: c.Tag, Reason: why})
 			continue
 		}
@@ -369,14 +369,27 @@ func named(src Source, rel *Release) *Release {
 	return &c
 }
 
-// refusal is why candidate c was refused before, when its content (ID) has not changed.
-func (r *Resolver) refusal(mk string, c Candidate) error {
+// refusal is a candidate refused for its content, remembered for refusalTTL: long enough
+// that a flood costs one fetch per candidate, short enough that a refusal that depended on
+// the clock (a signature dated minutes ahead) does not last.
+type refusal struct {
+	err error
+	at  time.Time
+}
+
+const refusalTTL = time.Hour
+
+// refused is why candidate c was refused before, when its content (ID) has not changed.
+func (r *Resolver) refused(mk string, c Candidate) error {
 	if c.ID == "" {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.refusals[mk+"\x00"+c.Tag+"\x00"+c.ID]
+	if f, ok := r.refusals[mk+"\x00"+c.Tag+"\x00"+c.ID]; ok && r.now().Sub(f.at) < refusalTTL {
+		return f.err
+	}
+	return nil
 }
 
 // remember keeps a refusal that depends only on the candidate's content.
@@ -389,7 +402,7 @@ func (r *Resolver) remember(mk string, c Candidate, err error) {
 	if len(r.refusals) >= maxRefusals {
 		clear(r.refusals)
 	}
-	r.refusals[mk+"\x00"+c.Tag+"\x00"+c.ID] = err
+	r.refusals[mk+"\x00"+c.Tag+"\x00"+c.ID] = refusal{err: err, at: r.now()}
 }
 
 // hold is the floor as an answer: why it stands in, and what was not trusted.

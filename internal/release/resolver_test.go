@@ -305,7 +305,8 @@ func TestRefusedCandidatesAreNotFetchedAgain(t *testing.T) {
 	src.set("v1.0.0", nil)
 	src.set("v2.0.0", errRefusedForTest)
 	src.listRefused = map[string]error{"v3.0.0": fmt.Errorf("%w: no signature asset", ErrUnsigned)}
-	r := NewResolver(ResolverOptions{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewResolver(ResolverOptions{Now: func() time.Time { return now }})
 	rel, err := r.Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	assert.Equal(t, "v1.0.0", rel.Tag)
@@ -313,11 +314,17 @@ func TestRefusedCandidatesAreNotFetchedAgain(t *testing.T) {
 	require.Len(t, rel.Skipped, 2)
 	assert.Equal(t, "v3.0.0", rel.Skipped[0].Tag)
 
-	rel, err = r.Resolve(context.Background(), src, Latest, time.Now())
+	now = now.Add(time.Minute)
+	rel, err = r.Resolve(context.Background(), src, Latest, now)
 	require.NoError(t, err)
 	assert.Equal(t, "v1.0.0", rel.Tag)
 	assert.Equal(t, int32(3), src.fetches.Load(), "only v1.0.0 again: v2.0.0's content did not change")
 	assert.ErrorIs(t, rel.Skipped[1].Reason, signing.ErrRefused)
+
+	now = now.Add(refusalTTL)
+	_, err = r.Resolve(context.Background(), src, Latest, now)
+	require.NoError(t, err)
+	assert.Equal(t, int32(5), src.fetches.Load(), "a remembered refusal expires")
 }
 
 // idSource lists IDs for its candidates and may refuse some in the listing.
