@@ -13,6 +13,7 @@ import (
 
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
@@ -27,12 +28,16 @@ type verifyLine struct {
 	Signer         string `json:"signer"`
 	Reason         string `json:"reason,omitempty"`
 	Error          string `json:"error,omitempty"`
+	// Floor, when set, says the file was judged against the last release that verified
+	// (kept in the state bucket), and why no newer one was trusted.
+	Floor string `json:"floor,omitempty"`
 }
 
 func runVerify(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "verify", "verify [--config FILE] [--bucket NAME] --object NAME FILE\n\n"+
 		"Checks a local copy of a published object (FILE, or - for stdin) against the digest in\n"+
-		"the signed release that the configuration's rule for NAME trusts.")
+		"the signed release that the configuration's rule for NAME trusts. With a state bucket in\n"+
+		"the configuration, its rollback marks and last verified releases count too (read only).")
 	configFile := configFlag(fs)
 	object := fs.String("object", "", "the published object `name` FILE claims to be (or gs://BUCKET/NAME)")
 	bucket := fs.String("bucket", "", "the `bucket` whose rule applies, when several rules match NAME")
@@ -50,6 +55,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
 	b, name := *bucket, *object
 	if rest, ok := strings.CutPrefix(name, "gs://"); ok {
 		gb, gn, found := strings.Cut(rest, "/")
@@ -66,7 +74,21 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		return err
 	}
 
-	res := release.NewResolver(release.ResolverOptions{TTL: time.Duration(cfg.ReleaseTTL)})
+	ro := release.ResolverOptions{TTL: time.Duration(cfg.ReleaseTTL)}
+	if cfg.State.Bucket != "" {
+		// The marks and floors the deployment keeps: without them a rollback the function
+		// refuses would pass here.
+		if e.storageClient == nil {
+			return fmt.Errorf("the configuration names state bucket %s, but Cloud Storage cannot be reached from here", cfg.State.Bucket)
+		}
+		client, closeClient, err := e.storageClient(ctx)
+		if err != nil {
+			return fmt.Errorf("connecting to Cloud Storage for state bucket %s: %w", cfg.State.Bucket, err)
+		}
+		defer func() { _ = closeClient() }()
+		ro.Marks = readOnlyMarks{engine.NewStateMarks(gcs.New(client), cfg.State.Bucket)}
+	}
+	res := release.NewResolver(ro)
 	open := func() (io.ReadCloser, error) {
 		if file == "-" {
 			return io.NopCloser(os.Stdin), nil
@@ -85,6 +107,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if r.Release != nil {
 		line.Release = r.Release.Tag
 		line.Signer = r.Release.Signer.ID()
+		if f := r.Release.Floor; f != nil && f.Reason != nil {
+			line.Floor = f.Reason.Error()
+		}
 	}
 	if r.Err != nil {
 		line.Error = r.Err.Error()
@@ -110,7 +135,15 @@ func runVerify(ctx context.Context, e env, args []string) error {
 func explainVerify(w io.Writer, file string, r engine.LocalResult) {
 	if r.Release != nil {
 		for _, s := range r.Release.Skipped {
-			fmt.Fprintf(w, "warning: newer tag %q was not trusted: %v\n", s.Tag, s.Reason)
+			what := "newer tag"
+			if s.Tag == r.Release.Tag {
+				what = "tag" // an exact tag whose last verified copy stands in
+			}
+			fmt.Fprintf(w, "warning: %s %q was not trusted: %v\n", what, s.Tag, s.Reason)
+		}
+		if f := r.Release.Floor; f != nil {
+			fmt.Fprintf(w, "warning: judged against %s, the last release that verified (%s), because no newer one can be trusted now: %v\n",
+				r.Release.Name(), f.Verified.UTC().Format(time.RFC3339), f.Reason)
 		}
 	}
 	switch r.Verdict {
@@ -155,3 +188,9 @@ func matchAnyBucket(cfg *config.Config, bucket, object string) (config.Match, er
 		return config.Match{}, fmt.Errorf("%q is covered by rules for buckets %s: pass --bucket", object, strings.Join(buckets, ", "))
 	}
 }
+
+// readOnlyMarks reads the state bucket's marks and floors but never writes them: verify runs
+// where a consumer checks a download, usually without (and never needing) write access.
+type readOnlyMarks struct{ release.MarkStore }
+
+func (readOnlyMarks) SaveMark(context.Context, string, release.Mark) error { return nil }

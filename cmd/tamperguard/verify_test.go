@@ -4,15 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
+	"cloud.google.com/go/storage"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/api/iterator"
 )
 
 func testdataPath(t *testing.T, elem ...string) string {
@@ -215,4 +222,131 @@ func TestVerifyUsageErrors(t *testing.T) {
 	_, stderr, code = runCLI(t, nil, "verify", "-h")
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, stderr, "--object")
+}
+
+// rollbackHost serves release version of testdata/rollback at fixed URLs under /latest/
+// (Codecov's layout: the signed checksum file next to the script).
+type rollbackHost struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func newRollbackHost(t *testing.T) *rollbackHost {
+	h := &rollbackHost{files: map[string][]byte{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		b, ok := h.files[r.URL.Path]
+		h.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *rollbackHost) publish(t *testing.T, version string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, n := range []string{"SHA256SUMS", "SHA256SUMS.asc", "install.sh"} {
+		h.files["/latest/"+n] = []byte(mustRead(t, testdataPath(t, "rollback", version, n)))
+	}
+}
+
+// verify reads the deployment's marks and floors from the state bucket: an older, validly
+// signed checksum file put back on the release host does not make the older script pass.
+func TestVerifyUsesTheStateBucketsFloor(t *testing.T) {
+	host := newRollbackHost(t)
+	host.publish(t, "v1.1.0")
+	b := newBucketEnv(t)
+	require.NoError(t, os.WriteFile(b.cfg, []byte(`state: {bucket: tg-state}
+rules:
+  - bucket: uploader-prod
+    objects: ["install.sh"]
+    release: {url: `+host.srv.URL+`/latest/SHA256SUMS}
+    keys: {openpgp: ["`+testdataPath(t, "rollback", "rollback-ed25519.asc")+`"]}
+`), 0o600))
+	good := testdataPath(t, "rollback", "v1.1.0", "install.sh")
+	old := testdataPath(t, "rollback", "v1.0.0", "install.sh")
+
+	// The deployment checked the bucket while v1.0.0 was current: v1.0.0 is its floor.
+	host.publish(t, "v1.0.0")
+	b.put("install.sh", []byte(mustRead(t, old)))
+	require.Equal(t, exitOK, b.run("check", "--config", b.cfg, "gs://uploader-prod/install.sh"), b.err.String())
+
+	// v1.1.0 is released; a consumer verifies it. verify only reads the state bucket.
+	host.publish(t, "v1.1.0")
+	before := stateGenerations(t, b)
+	require.Equal(t, exitOK, b.run("verify", "--config", b.cfg, "--object", "install.sh", good), b.err.String())
+	assert.Equal(t, "ok", decodeLine(t, b.out.String()).Verdict)
+	assert.Equal(t, before, stateGenerations(t, b))
+
+	// The deployment checks v1.1.0 in the bucket: it becomes the floor.
+	b.put("install.sh", []byte(mustRead(t, good)))
+	require.Equal(t, exitOK, b.run("check", "--config", b.cfg, "gs://uploader-prod/install.sh"), b.err.String())
+
+	// The attacker puts v1.0.0's signed checksum file back on the host: the older script no
+	// longer passes verify.
+	host.publish(t, "v1.0.0")
+	code := b.run("verify", "--config", b.cfg, "--object", "install.sh", old)
+	assert.Equal(t, exitTampered, code, b.err.String())
+	l := decodeLine(t, b.out.String())
+	assert.Equal(t, "tampered", l.Verdict)
+	assert.Contains(t, l.Floor, "release rollback refused")
+	assert.Contains(t, b.err.String(), "the last release that verified")
+
+	code = b.run("verify", "--config", b.cfg, "--object", "install.sh", good)
+	assert.Equal(t, exitOK, code, b.err.String())
+	assert.Equal(t, "ok", decodeLine(t, b.out.String()).Verdict)
+}
+
+// stateGenerations lists every generation in the state bucket.
+func stateGenerations(t *testing.T, b *bucketEnv) []string {
+	var out []string
+	it := b.srv.Client.Bucket("tg-state").Objects(context.Background(), &storage.Query{Versions: true})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			return out
+		}
+		require.NoError(t, err)
+		out = append(out, a.Name+"#"+strconv.FormatInt(a.Generation, 10))
+	}
+}
+
+// Configuration warnings reach the person running verify.
+func TestVerifyPrintsConfigWarnings(t *testing.T) {
+	host := newRollbackHost(t)
+	host.publish(t, "v1.1.0")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tamperguard.yaml")
+	ssh := strings.TrimSpace(mustRead(t, testdataPath(t, "rollback", "rollback_ed25519.pub")))
+	require.NoError(t, os.WriteFile(cfg, []byte(`rules:
+  - bucket: uploader-prod
+    objects: ["install.sh"]
+    release: {url: `+host.srv.URL+`/latest/SHA256SUMS}
+    keys: {ssh: ["`+ssh+`"]}
+`), 0o600))
+	_, stderr, _ := runCLI(t, nil, "verify", "--config", cfg, "--object", "install.sh", testdataPath(t, "rollback", "v1.1.0", "install.sh"))
+	assert.Contains(t, stderr, "warning: line 4: rules[0].release: rollback cannot be detected")
+}
+
+// check prints them too (on its log, before judging).
+func TestCheckPrintsConfigWarnings(t *testing.T) {
+	host := newRollbackHost(t)
+	host.publish(t, "v1.1.0")
+	b := newBucketEnv(t)
+	ssh := strings.TrimSpace(mustRead(t, testdataPath(t, "rollback", "rollback_ed25519.pub")))
+	require.NoError(t, os.WriteFile(b.cfg, []byte(`rules:
+  - bucket: uploader-prod
+    objects: ["install.sh"]
+    release: {url: `+host.srv.URL+`/latest/SHA256SUMS}
+    keys: {ssh: ["`+ssh+`"]}
+`), 0o600))
+	b.put("install.sh", []byte(mustRead(t, testdataPath(t, "rollback", "v1.1.0", "install.sh"))))
+	b.run("check", "--config", b.cfg, "gs://uploader-prod/install.sh")
+	assert.Contains(t, b.err.String(), "rules[0].release: rollback cannot be detected")
 }

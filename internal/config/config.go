@@ -51,6 +51,9 @@ type Config struct {
 
 	// Origin names where the configuration came from, for messages.
 	Origin string `yaml:"-"`
+	// Warnings are weaknesses of a valid configuration that an operator must hear about
+	// (e.g. a rule whose rollback cannot be detected); the commands print them at start.
+	Warnings []string `yaml:"-"`
 }
 
 // Rule says which objects of a bucket are vouched for by which signed release.
@@ -90,7 +93,19 @@ type ReleaseSpec struct {
 	Tag       string `yaml:"tag"`        // "latest" | exact tag | "{tag}"
 	Checksums string `yaml:"checksums"`  // checksum file in the tree / asset name
 	Entry     string `yaml:"entry"`      // name in the checksum file; default the object's base name
+	// Tags restricts the tags that may be "latest" (and that an object name may pick): a
+	// glob ("v*", "curl-*") or "regexp:" and an expression matching the whole tag.
+	Tags string `yaml:"tags"`
+	// Prereleases lets pre-releases be "latest" too (semver pre-releases and tags with an
+	// rc, alpha, beta, pre, dev or nightly component, and GitHub releases marked so).
+	Prereleases bool `yaml:"prereleases"`
+	// GitHubTokenEnv names the environment variable holding the GitHub token of a github
+	// source (default GITHUB_TOKEN, when set). It is sent only to the GitHub API host.
+	GitHubTokenEnv string `yaml:"github_token_env"`
 }
+
+// EnvGitHubToken is read for a github source's token when the rule names no variable.
+const EnvGitHubToken = "GITHUB_TOKEN"
 
 // State names the bucket where tamperguard keeps its own records.
 type State struct {
@@ -143,6 +158,8 @@ type Source struct {
 	Name string // file path, or the environment variable's name
 	Data []byte
 	Dir  string // relative key paths resolve here
+	// Getenv reads the variables a rule names (a GitHub token); nil reads none.
+	Getenv func(string) string
 }
 
 // Locate finds the configuration: an explicit --config file wins, then TAMPERGUARD_CONFIG
@@ -198,6 +215,7 @@ func Load(flagFile string, getenv func(string) string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	src.Getenv = getenv
 	return Parse(src)
 }
 
@@ -242,9 +260,10 @@ func parse(src Source) (*Config, error) {
 			return nil, fmt.Errorf("line %d: rules[%d] is empty", lineOf(&root, "rules", i), i)
 		}
 		r.Line = lineOf(&root, "rules", i)
-		if err := r.validate(&root, i, src.Dir); err != nil {
+		if err := r.validate(&root, i, src.Dir, src.Getenv); err != nil {
 			return nil, err
 		}
+		cfg.Warnings = append(cfg.Warnings, r.warnings(&root, i)...)
 		if r.Bucket == cfg.State.Bucket {
 			return nil, fmt.Errorf("line %d: rules[%d].bucket: %q is also the state bucket; keep tamperguard's records apart from what it watches", lineOf(&root, "rules", i, "bucket"), i, r.Bucket)
 		}
@@ -265,7 +284,7 @@ func lineOf(root *yaml.Node, path ...any) int {
 // bucketName follows Cloud Storage's naming rules closely enough to catch typos and URLs.
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
 
-func (r *Rule) validate(root *yaml.Node, i int, dir string) error {
+func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) string) error {
 	at := func(path ...any) string {
 		full := append([]any{"rules", i}, path...)
 		return fmt.Sprintf("line %d: rules[%d]", lineOf(root, full...), i)
@@ -325,21 +344,112 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string) error {
 		return fmt.Errorf("%s.on_mismatch: %q is not one of restore, quarantine, alert", at("on_mismatch"), r.OnMismatch)
 	}
 
+	filter, err := release.NewTagFilter(rs.Tags, rs.Prereleases)
+	if err != nil {
+		return fmt.Errorf("%s.release.tags: %v", at("release", "tags"), err)
+	}
+	if rs.Tag != release.Latest && rs.Tag != tagPlaceholder && !filter.MatchPattern(rs.Tag) {
+		return fmt.Errorf("%s.release.tag: %q does not match tags %q", at("release", "tag"), rs.Tag, rs.Tags)
+	}
+	token, err := r.githubToken(getenv)
+	if err != nil {
+		return fmt.Errorf("%s.release.github_token_env: %v", at("release", "github_token_env"), err)
+	}
+
 	keys, err := r.loadKeys(root, i, dir)
 	if err != nil {
 		return err
 	}
 	r.keys = keys
 
-	src, err := r.buildSource(keys, dir)
+	src, err := r.buildSource(keys, dir, token)
 	if err != nil {
 		return fmt.Errorf("%s.release: %w", at("release"), err)
+	}
+	if rs.Tags != "" || rs.Prereleases {
+		src = release.Filtered(src, filter)
 	}
 	r.source = src
 	return nil
 }
 
-func (r *Rule) buildSource(keys *signing.Keys, dir string) (release.Source, error) {
+// envName is a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// githubToken reads the token of a github source: from the variable the rule names, which
+// must be set, else from GITHUB_TOKEN when that is set. The token never appears in an error.
+func (r *Rule) githubToken(getenv func(string) string) (string, error) {
+	rs := &r.Release
+	if rs.GitHubTokenEnv != "" && rs.GitHub == "" {
+		return "", errors.New("applies only to a github source")
+	}
+	if rs.GitHub == "" {
+		return "", nil
+	}
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	name := rs.GitHubTokenEnv
+	if name == "" {
+		return strings.TrimSpace(getenv(EnvGitHubToken)), nil
+	}
+	if !envName.MatchString(name) {
+		return "", fmt.Errorf("%q is not an environment variable name", name)
+	}
+	token := strings.TrimSpace(getenv(name))
+	if token == "" {
+		return "", fmt.Errorf("$%s is not set or empty", name)
+	}
+	return token, nil
+}
+
+// warnings names what this valid rule cannot protect against.
+func (r *Rule) warnings(root *yaml.Node, i int) []string {
+	rs := &r.Release
+	pgp, other := false, false
+	for _, s := range r.keys.Signers() {
+		if s.Scheme == "openpgp" {
+			pgp = true
+		} else {
+			other = true
+		}
+	}
+	if !other {
+		return nil
+	}
+	where := fmt.Sprintf("line %d: rules[%d].release", lineOf(root, "rules", i, "release"), i)
+	schemes := "ssh and cosign signatures carry no signing time"
+	how := "sign the checksum file with OpenPGP (its signature time orders releases), or release through signed git tags"
+	switch {
+	case rs.URL != "" && !strings.Contains(rs.URL, tagPlaceholder):
+		if pgp {
+			return []string{fmt.Sprintf("%s: %s, so while the newest checksum file at %s is signed with ssh or cosign, an older validly signed one put back there passes unless its file names carry versions; to detect that, %s, or put {tag} in the url",
+				where, schemes, redactedURL(rs.URL), how)}
+		}
+		return []string{fmt.Sprintf("%s: rollback cannot be detected: %s, so an older validly signed checksum file put back at %s passes unless its file names carry versions; to detect it, %s, or put {tag} in the url",
+			where, schemes, redactedURL(rs.URL), how)}
+	case rs.GitHub != "" && !pgp:
+		return []string{fmt.Sprintf("%s: rollback cannot be detected: GitHub release names are not signed and %s, so an older signed release re-uploaded under a newer name passes unless its checksum file names versioned files; to detect it, %s",
+			where, schemes, how)}
+	}
+	return nil
+}
+
+// redactedURL is a configured URL without credentials or query, for messages.
+func redactedURL(s string) string {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	if scheme, rest, ok := strings.Cut(s, "://"); ok {
+		if at := strings.IndexByte(rest, '@'); at >= 0 && at < strings.IndexByte(rest+"/", '/') {
+			rest = rest[at+1:]
+		}
+		s = scheme + "://" + rest
+	}
+	return s
+}
+
+func (r *Rule) buildSource(keys *signing.Keys, dir, token string) (release.Source, error) {
 	rs := &r.Release
 	set := 0
 	for _, s := range []string{rs.Git, rs.URL, rs.GitHub} {
@@ -371,7 +481,7 @@ func (r *Rule) buildSource(keys *signing.Keys, dir string) (release.Source, erro
 			return nil, errors.New("checksums and github_api do not apply to a url source (the url names the checksum file)")
 		}
 		if rs.Tag == release.Latest && strings.Contains(rs.URL, tagPlaceholder) {
-			return nil, fmt.Errorf("tag: latest cannot list the releases behind url %q: give an exact tag, use {tag} in the object names, or a git/github source", rs.URL)
+			return nil, fmt.Errorf("tag: latest cannot list the releases behind url %q: give an exact tag, use {tag} in the object names, or a git/github source", redactedURL(rs.URL))
 		}
 		return release.NewURL(release.URLOptions{URL: rs.URL, Signature: rs.Signature, Files: rs.Files, Keys: keys})
 	default:
@@ -381,7 +491,8 @@ func (r *Rule) buildSource(keys *signing.Keys, dir string) (release.Source, erro
 		if rs.Files != "" {
 			return nil, errors.New("files does not apply to a github source (release assets are used)")
 		}
-		return release.NewGitHub(release.GitHubOptions{Repo: rs.GitHub, API: rs.GitHubAPI, Checksums: rs.Checksums, Signature: rs.Signature, Keys: keys})
+		return release.NewGitHub(release.GitHubOptions{Repo: rs.GitHub, API: rs.GitHubAPI, Checksums: rs.Checksums,
+			Signature: rs.Signature, Keys: keys, Token: token, Prereleases: rs.Prereleases})
 	}
 }
 

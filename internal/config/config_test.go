@@ -1,6 +1,8 @@
 package config
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -222,5 +224,135 @@ func BenchmarkConfigMatchIgnored(b *testing.B) {
 		if _, ok := cfg.Match("uploader-prod", "assets/img/logo.png"); ok {
 			b.Fatal("matched")
 		}
+	}
+}
+
+func TestReleaseTagFilters(t *testing.T) {
+	base := `rules:
+  - bucket: b-1
+    objects: ["bash"]
+    release:
+      git: git/uploader.git
+EXTRA
+    keys:
+      openpgp: ["keys/maintainer-ed25519.asc"]
+`
+	with := func(extra string) string { return strings.Replace(base, "EXTRA", extra, 1) }
+
+	cfg, err := parseString(t, with("      tags: \"v1.*\""))
+	require.NoError(t, err)
+	assert.Equal(t, "git "+testdata(t, "git", "uploader.git")+" tags v1.*", cfg.Rules[0].Source().Key(), "rules following other tags keep apart marks")
+	cfg, err = parseString(t, with("      tags: 'regexp:curl-[0-9_]+'\n      prereleases: true"))
+	require.NoError(t, err)
+	assert.Contains(t, cfg.Rules[0].Source().Key(), "tags regexp:curl-[0-9_]+ with pre-releases")
+	cfg, err = parseString(t, with(""))
+	require.NoError(t, err)
+	assert.Equal(t, "git "+testdata(t, "git", "uploader.git"), cfg.Rules[0].Source().Key(), "no filter, no change")
+
+	for _, tc := range []struct{ extra, want string }{
+		{"      tags: \"v[1\"", `line 6: rules[0].release.tags: bad glob "v[1"`},
+		{"      tags: \"regexp:(\"", `line 6: rules[0].release.tags: bad regexp "("`},
+		{"      tags: \"v2.*\"\n      tag: v1.0.0", `line 7: rules[0].release.tag: "v1.0.0" does not match tags "v2.*"`},
+		{"      prereleases: maybe", "line 6"},
+	} {
+		_, err := parseString(t, with(tc.extra))
+		require.Error(t, err, tc.extra)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+}
+
+func TestGitHubTokenFromTheEnvironment(t *testing.T) {
+	const token = "ghp_TESTtokenFROMenv0123456789"
+	var got []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization"))
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	t.Cleanup(api.Close)
+	rule := func(extra string) string {
+		return `rules:
+  - bucket: b-1
+    objects: ["bash"]
+    release:
+      github: o/r
+      github_api: ` + api.URL + `
+` + extra + `
+    keys:
+      openpgp: ["keys/maintainer-ed25519.asc"]
+`
+	}
+	parse := func(yamlText string, env map[string]string) (*Config, error) {
+		return Parse(Source{Name: "test.yaml", Data: []byte(yamlText), Dir: testdata(t), Getenv: func(k string) string { return env[k] }})
+	}
+	candidates := func(cfg *Config) {
+		_, err := cfg.Rules[0].Source().Candidates(t.Context())
+		require.NoError(t, err)
+	}
+
+	cfg, err := parse(rule(""), map[string]string{"GITHUB_TOKEN": token + "\n"})
+	require.NoError(t, err)
+	candidates(cfg)
+	cfg, err = parse(rule("      github_token_env: RELEASE_READ_TOKEN"), map[string]string{"RELEASE_READ_TOKEN": token, "GITHUB_TOKEN": "other"})
+	require.NoError(t, err)
+	candidates(cfg)
+	cfg, err = parse(rule(""), nil)
+	require.NoError(t, err)
+	candidates(cfg)
+	assert.Equal(t, []string{"Bearer " + token, "Bearer " + token, ""}, got)
+	assert.NotContains(t, cfg.Rules[0].Source().Key(), token)
+
+	for _, tc := range []struct {
+		yaml string
+		env  map[string]string
+		want string
+	}{
+		{rule("      github_token_env: RELEASE_READ_TOKEN"), nil, "line 7: rules[0].release.github_token_env: $RELEASE_READ_TOKEN is not set or empty"},
+		{rule("      github_token_env: 'bad name'"), nil, "is not an environment variable name"},
+		{rule(""), map[string]string{"GITHUB_TOKEN": token[:8] + "\n" + token[8:]}, "the token contains a line break"},
+		{strings.Replace(rule("      github_token_env: T"), "github: o/r", "url: https://example.org/SHA256SUMS", 1), nil, "github_token_env: applies only to a github source"},
+	} {
+		_, err := parse(tc.yaml, tc.env)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), tc.want)
+		assert.NotContains(t, err.Error(), token[8:])
+	}
+}
+
+// A rule whose rollback cannot be detected says so when it is loaded, and how to fix it.
+func TestRollbackWarnings(t *testing.T) {
+	sshKey := strings.TrimSpace(readTestdata(t, "keys", "release_ed25519.pub"))
+	rule := func(release, keys string) string {
+		return "rules:\n  - bucket: b-1\n    objects: [\"bash\"]\n    release:\n" + release + "    keys:\n" + keys
+	}
+	pgp := "      openpgp: [\"keys/maintainer-ed25519.asc\"]\n"
+	ssh := "      ssh: [\"" + sshKey + "\"]\n"
+	cosign := "      cosign: [\"keys/cosign.pub\"]\n"
+	for _, tc := range []struct {
+		name, release, keys string
+		want                []string
+	}{
+		{"fixed url, ssh", "      url: https://example.org/latest/SHA256SUMS?token=SECRET\n", ssh,
+			[]string{"line 4: rules[0].release: rollback cannot be detected", "https://example.org/latest/SHA256SUMS passes", "OpenPGP", "{tag}", "signed git tags"}},
+		{"fixed url, cosign", "      url: https://example.org/latest/SHA256SUMS\n", cosign, []string{"rollback cannot be detected"}},
+		{"fixed url, openpgp and ssh", "      url: https://example.org/latest/SHA256SUMS\n", pgp + ssh, []string{"while the newest checksum file"}},
+		{"github, ssh", "      github: o/r\n", ssh, []string{"rollback cannot be detected: GitHub release names are not signed"}},
+		{"fixed url, openpgp", "      url: https://example.org/latest/SHA256SUMS\n", pgp, nil},
+		{"url with tag, ssh", "      url: https://example.org/{tag}/SHA256SUMS\n      tag: v1.0.0\n", ssh, nil},
+		{"github, openpgp", "      github: o/r\n", pgp, nil},
+		{"git, ssh", "      git: git/uploader.git\n", ssh, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseString(t, rule(tc.release, tc.keys))
+			require.NoError(t, err)
+			if tc.want == nil {
+				assert.Empty(t, cfg.Warnings)
+				return
+			}
+			require.Len(t, cfg.Warnings, 1)
+			for _, w := range tc.want {
+				assert.Contains(t, cfg.Warnings[0], w)
+			}
+			assert.NotContains(t, cfg.Warnings[0], "SECRET")
+		})
 	}
 }

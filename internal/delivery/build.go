@@ -94,6 +94,9 @@ func Build(ctx context.Context, env Env) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	var notifier engine.Notifier
 	if env.Alerting {
 		notifier, err = NewNotifier(getenv, log, store, cfg.State.Bucket)

@@ -4,14 +4,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
-// stateMarks keeps rollback high-water marks in the state bucket, so every instance and
-// every restart refuses a rollback once any of them saw the newer release.
+// maxMarkRecord bounds a mark record read back: it carries the floor's checksum file (at most
+// 4 MiB) and signature, base64-encoded.
+const maxMarkRecord = 8 << 20
+
+// stateMarks keeps each rule's rollback mark and floor in the state bucket, so every instance
+// and every restart refuses a rollback once any of them saw the newer release, and still has
+// the last verified release (with what is needed to verify it again) when the source breaks.
 type stateMarks struct {
 	store  Store
 	bucket string
@@ -19,9 +27,16 @@ type stateMarks struct {
 
 var _ release.MarkStore = (*stateMarks)(nil)
 
+// NewStateMarks keeps marks and floors in bucket (the state bucket) through store.
+func NewStateMarks(store Store, bucket string) release.MarkStore {
+	return &stateMarks{store: store, bucket: bucket}
+}
+
+// markName names the record of a source. "v2": records written before marks were raised from
+// signed data only may carry an order taken from unsigned API fields, so they are not read.
 func markName(source string) string {
 	sum := sha256.Sum256([]byte(source))
-	return "marks/" + hex.EncodeToString(sum[:16]) + ".json"
+	return "marks/v2/" + hex.EncodeToString(sum[:16]) + ".json"
 }
 
 type markRecord struct {
@@ -29,13 +44,13 @@ type markRecord struct {
 	Mark   release.Mark `json:"mark"`
 }
 
-func (s *stateMarks) engine() *Engine { return &Engine{store: s.store, state: s.bucket} }
-
 // LoadMark reads the mark for source.
 func (s *stateMarks) LoadMark(ctx context.Context, source string) (release.Mark, bool, error) {
 	var rec markRecord
-	_, err := s.engine().readRecord(ctx, markName(source), &rec)
-	if errors.Is(err, ErrObjectNotFound) {
+	_, err := s.read(ctx, markName(source), &rec)
+	if errors.Is(err, ErrObjectNotFound) || errors.Is(err, errBadMarkRecord) {
+		// A garbled record counts as none (the next save replaces it) rather than failing
+		// every resolution of the rule for good.
 		return release.Mark{}, false, nil
 	}
 	if err != nil {
@@ -47,26 +62,57 @@ func (s *stateMarks) LoadMark(ctx context.Context, source string) (release.Mark,
 	return rec.Mark, true, nil
 }
 
-// SaveMark raises the mark for source to m, never lowering one another instance raised.
+// SaveMark stores m for source unless the stored mark supersedes it (another instance raised
+// it further), with a precondition so that two instances never overwrite each other blindly.
 func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark) error {
-	e := s.engine()
 	name := markName(source)
 	for range 3 {
 		var rec markRecord
-		gen, err := e.readRecord(ctx, name, &rec)
+		gen, err := s.read(ctx, name, &rec)
 		cond := Condition{GenerationMatch: gen}
 		switch {
 		case errors.Is(err, ErrObjectNotFound):
 			cond = Condition{DoesNotExist: true}
-		case err != nil:
+		case err != nil && !errors.Is(err, errBadMarkRecord):
 			return err
-		case !m.NewerThan(rec.Mark):
+		case err == nil && !m.Supersedes(rec.Mark):
 			return nil
 		}
-		_, err = e.writeRecord(ctx, name, cond, markRecord{Source: source, Mark: m})
+		b, err := json.Marshal(markRecord{Source: source, Mark: m})
+		if err != nil {
+			return err
+		}
+		_, err = s.store.Write(ctx, s.bucket, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
 		if !errors.Is(err, ErrPrecondition) {
 			return err
 		}
 	}
 	return fmt.Errorf("saving rollback mark %s: lost the race three times", name)
+}
+
+// errBadMarkRecord: the record is there but unreadable as a mark; the next save replaces it.
+var errBadMarkRecord = errors.New("unreadable mark record")
+
+// read reads a mark record and returns its generation.
+func (s *stateMarks) read(ctx context.Context, name string, rec *markRecord) (int64, error) {
+	attrs, err := s.store.Attrs(ctx, s.bucket, name, 0)
+	if err != nil {
+		return 0, err
+	}
+	r, err := s.store.Open(ctx, s.bucket, name, attrs.Generation)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxMarkRecord+1))
+	if err != nil {
+		return 0, err
+	}
+	if len(b) > maxMarkRecord {
+		return attrs.Generation, fmt.Errorf("%w: gs://%s/%s is over %d bytes", errBadMarkRecord, s.bucket, name, maxMarkRecord)
+	}
+	if err := json.Unmarshal(b, rec); err != nil {
+		return attrs.Generation, fmt.Errorf("%w: gs://%s/%s is not valid JSON: %v", errBadMarkRecord, s.bucket, name, err)
+	}
+	return attrs.Generation, nil
 }

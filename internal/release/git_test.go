@@ -188,10 +188,14 @@ func TestGitRollbackWhenNewestTagDeleted(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, repo.Storer.RemoveReference(plumbing.NewTagReferenceName("v1.2.0")))
 
-	_, err = r.Resolve(ctx, src, Latest, time.Now())
-	require.ErrorIs(t, err, ErrRollback)
-	assert.Contains(t, err.Error(), "v1.1.0")
-	assert.Contains(t, err.Error(), "v1.2.0")
+	// The rule is still judged against v1.2.0 (the floor), and the answer says why.
+	rel, err = r.Resolve(ctx, src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "v1.2.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	require.ErrorIs(t, rel.Floor.Reason, ErrRollback)
+	assert.Contains(t, rel.Floor.Reason.Error(), "v1.1.0")
+	assert.Contains(t, rel.Floor.Reason.Error(), "v1.2.0")
 }
 
 // An attacker who can push refs points a new version tag at an old signed tag object.

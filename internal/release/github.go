@@ -48,6 +48,9 @@ type GitHubOptions struct {
 	// Client is used for all requests; nil means a client with sane timeouts. Its redirect
 	// policy and cookie jar are replaced, as for URLOptions.Client.
 	Client *http.Client
+	// Prereleases lists releases GitHub marks as pre-releases among the candidates for
+	// latest too (they are left out by default, as GitHub's own "latest" leaves them out).
+	Prereleases bool
 }
 
 // GitHubSource reads releases from the GitHub releases API.
@@ -59,6 +62,7 @@ type GitHubSource struct {
 	signatures        []string // asset names to try, in order
 	keys              *signing.Keys
 	get               *getter
+	prereleases       bool
 }
 
 var _ Source = (*GitHubSource)(nil)
@@ -81,11 +85,12 @@ func NewGitHub(opts GitHubOptions) (*GitHubSource, error) {
 		return nil, fmt.Errorf("github %s: checksums asset: %w", opts.Repo, err)
 	}
 	s := &GitHubSource{
-		repo:      opts.Repo,
-		owner:     owner,
-		name:      name,
-		checksums: opts.Checksums,
-		keys:      opts.Keys,
+		repo:        opts.Repo,
+		owner:       owner,
+		name:        name,
+		checksums:   opts.Checksums,
+		keys:        opts.Keys,
+		prereleases: opts.Prereleases,
 	}
 	if opts.Signature != "" {
 		if err := checkAssetName(opts.Signature); err != nil {
@@ -154,8 +159,10 @@ type githubAsset struct {
 	State string `json:"state"`
 }
 
-// Candidates lists the published releases (no drafts, no pre-releases), as GitHub orders
-// them, reading at most 3 pages of 100.
+// Candidates lists the published releases (no drafts; no pre-releases unless asked), as
+// GitHub orders them, reading at most 3 pages of 100. A release without the checksum file or
+// a signature asset is listed as refused, so it costs no further request; each candidate's ID
+// names the assets that would be verified.
 func (s *GitHubSource) Candidates(ctx context.Context) ([]Candidate, error) {
 	cs, err := s.candidates(ctx)
 	return cs, s.get.redact(err)
@@ -173,19 +180,54 @@ func (s *GitHubSource) candidates(ctx context.Context) ([]Candidate, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range rels {
-			if r.Draft || r.Prerelease || checkTag(r.TagName) != nil {
-				continue
-			}
-			c := Candidate{Tag: r.TagName}
-			if r.PublishedAt != nil {
-				c.Time = *r.PublishedAt
-			}
-			out = append(out, c)
-		}
+		out = append(out, s.candidatesOf(rels)...)
 		u = next
 	}
 	return out, nil
+}
+
+// candidatesOf turns one page of the release list into candidates.
+func (s *GitHubSource) candidatesOf(rels []githubRelease) []Candidate {
+	var out []Candidate
+	for _, r := range rels {
+		if r.Draft || (r.Prerelease && !s.prereleases) || checkTag(r.TagName) != nil {
+			continue
+		}
+		// published_at is not signed: it only orders what is tried first.
+		c := Candidate{Tag: r.TagName}
+		if r.PublishedAt != nil {
+			c.Time = *r.PublishedAt
+		}
+		where := "github " + s.repo + " release " + clip(r.TagName)
+		assets, err := indexAssets(r.Assets)
+		switch {
+		case err != nil:
+			c.Refused = fmt.Errorf("%w: %s: %w", ErrInvalid, where, err)
+		default:
+			sums, sig, err := s.pick(assets, where)
+			if err != nil {
+				c.Refused = err
+			} else {
+				c.ID = strconv.FormatInt(sums.ID, 10) + "/" + strconv.FormatInt(sig.ID, 10)
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// pick finds the checksum file and signature assets of a release.
+func (s *GitHubSource) pick(assets map[string]githubAsset, where string) (sums, sig githubAsset, err error) {
+	sums, ok := assets[s.checksums]
+	if !ok {
+		return sums, sig, fmt.Errorf("%w: %s has no asset %s", ErrNotFound, where, s.checksums)
+	}
+	for _, n := range s.signatures {
+		if a, ok := assets[n]; ok {
+			return sums, a, nil
+		}
+	}
+	return sums, sig, fmt.Errorf("%w: %s has no signature asset (%s)", ErrUnsigned, where, strings.Join(s.signatures, " or "))
 }
 
 // getJSON GETs an API document into v and returns the next page's URL from the Link header
@@ -195,8 +237,8 @@ func (s *GitHubSource) getJSON(ctx context.Context, u *url.URL, what string, v a
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalid, what, show(u), jsonError(err))
+	if err := decodeJSON(data, v); err != nil {
+		return nil, fmt.Errorf("%w: %s %s: %v", ErrInvalid, what, show(u), err)
 	}
 	link := nextLink(header.Values("Link"))
 	if link == "" {
@@ -208,6 +250,15 @@ func (s *GitHubSource) getJSON(ctx context.Context, u *url.URL, what string, v a
 	}
 	next.Fragment, next.RawFragment = "", ""
 	return next, nil
+}
+
+// decodeJSON decodes an API answer (bounded by maxJSONBytes when it was read) into v; its
+// error never repeats the document.
+func decodeJSON(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return jsonError(err)
+	}
+	return nil
 }
 
 // jsonError describes a decoding error without repeating the document.
@@ -287,50 +338,68 @@ func (s *GitHubSource) fetch(ctx context.Context, tag string) (*Release, error) 
 	}
 	where := "github " + s.repo + " release " + clip(tag)
 
-	sumAsset, ok := assets[s.checksums]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s has no asset %s", ErrNotFound, where, s.checksums)
+	sumAsset, sigAsset, err := s.pick(assets, where)
+	if err != nil {
+		return nil, err
 	}
 	sums, err := s.download(ctx, sumAsset, "checksum file "+s.checksums+" of "+where, maxChecksumBytes)
 	if err != nil {
 		return nil, err
 	}
-	var sig []byte
-	var sigName string
-	for _, n := range s.signatures {
-		a, ok := assets[n]
-		if !ok {
-			continue
-		}
-		if sig, err = s.download(ctx, a, "signature "+n+" of "+where, maxSignatureBytes); err != nil {
-			return nil, err
-		}
-		sigName = n
-		break
-	}
-	if sigName == "" {
-		return nil, fmt.Errorf("%w: %s has no signature asset (%s)", ErrUnsigned, where, strings.Join(s.signatures, " or "))
-	}
-	signer, err := s.keys.VerifyDetached(sums, sig)
+	sig, err := s.download(ctx, sigAsset, "signature "+sigAsset.Name+" of "+where, maxSignatureBytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: checksum file %s with signature %s: %w", where, s.checksums, sigName, err)
+		return nil, err
 	}
-	file, err := checksum.Parse(sums)
+	ids := make(map[string]int64, len(assets))
+	for n, a := range assets {
+		ids[n] = a.ID
+	}
+	return s.verified(&Evidence{Tag: rel.TagName, Checksums: sums, Signature: sig, Assets: ids},
+		where+": checksum file "+s.checksums+" with signature "+sigAsset.Name)
+}
+
+// Reverify verifies kept evidence of this source again against the pinned keys.
+func (s *GitHubSource) Reverify(_ context.Context, ev *Evidence) (*Release, error) {
+	if err := checkTag(ev.Tag); err != nil {
+		return nil, fmt.Errorf("github %s: kept release: %w", s.repo, err)
+	}
+	rel, err := s.verified(ev, "github "+s.repo+" release "+clip(ev.Tag)+": kept checksum file "+s.checksums)
+	return rel, s.get.redact(err)
+}
+
+// verified checks the signature over the checksum file against the pinned keys and only then
+// parses it. The release is named by what was signed: its time is the signature's, its
+// version the one its file names carry (a checksum file that names another version than the
+// release's tag is an older release replayed under a new name), never the API's fields.
+func (s *GitHubSource) verified(ev *Evidence, what string) (*Release, error) {
+	where := "github " + s.repo + " release " + clip(ev.Tag)
+	signer, err := s.keys.VerifyDetached(ev.Checksums, ev.Signature)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	file, err := checksum.Parse(ev.Checksums)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: checksum file %s: %w", ErrInvalid, where, s.checksums, err)
 	}
-	r := &Release{
+	version, err := checkNamed(where, ev.Tag, file)
+	if err != nil {
+		return nil, err
+	}
+	assets := make(map[string]githubAsset, len(ev.Assets))
+	for n, id := range ev.Assets {
+		assets[n] = githubAsset{ID: id, Name: n}
+	}
+	return &Release{
 		Source:        "github " + s.repo,
-		Tag:           rel.TagName,
+		Tag:           ev.Tag,
 		Signer:        signer,
+		Time:          signer.SignedAt,
+		Version:       version,
 		Checksums:     file,
 		ChecksumsName: s.checksums,
+		Evidence:      ev,
 		files:         &githubFiles{src: s, where: where, assets: assets},
-	}
-	if rel.PublishedAt != nil {
-		r.Time = *rel.PublishedAt
-	}
-	return r, nil
+	}, nil
 }
 
 // indexAssets maps the uploaded assets by name. Two assets of one name are refused: which

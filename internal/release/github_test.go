@@ -121,7 +121,7 @@ func TestGitHubFetch(t *testing.T) {
 	assert.Equal(t, "github o/r", rel.Source)
 	assert.Equal(t, "v1.2.0", rel.Tag)
 	assert.Equal(t, "SHA256SUMS", rel.ChecksumsName)
-	assert.Equal(t, time.Date(2024, 3, 2, 10, 11, 12, 0, time.UTC), rel.Time.UTC())
+	assert.Equal(t, time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC), rel.Time, "the signature's time, not published_at")
 	assert.NotEmpty(t, rel.Signer)
 	e, err := rel.Lookup("codecov")
 	require.NoError(t, err)
@@ -388,8 +388,13 @@ func TestGitHubTokenNeverInErrors(t *testing.T) {
 
 func TestGitHubCandidates(t *testing.T) {
 	g := newFakeGitHub(t)
+	id := int64(10)
 	rel := func(tag string, draft, pre bool, at any) map[string]any {
-		return map[string]any{"tag_name": tag, "draft": draft, "prerelease": pre, "published_at": at, "assets": []any{}, "body": "notes"}
+		id += 2
+		return map[string]any{"tag_name": tag, "draft": draft, "prerelease": pre, "published_at": at, "body": "notes", "assets": []any{
+			map[string]any{"id": id, "name": "SHA256SUMS", "size": 100, "state": "uploaded"},
+			map[string]any{"id": id + 1, "name": "SHA256SUMS.asc", "size": 100, "state": "uploaded"},
+		}}
 	}
 	g.putJSON(t, "/repos/o/r/releases", []any{
 		rel("v9.9.9", true, false, nil),
@@ -406,9 +411,9 @@ func TestGitHubCandidates(t *testing.T) {
 	cands, err := src.Candidates(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, []Candidate{
-		{Tag: "v1.2.0", Time: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)},
-		{Tag: "v1.1.0", Time: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
-		{Tag: "v1.0.0", Time: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Tag: "v1.2.0", Time: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC), ID: "16/17"},
+		{Tag: "v1.1.0", Time: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), ID: "18/19"},
+		{Tag: "v1.0.0", Time: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), ID: "20/21"},
 	}, cands)
 	assert.Equal(t, []string{"/repos/o/r/releases?per_page=100", "/repositories/1/releases?per_page=100&page=2"}, g.api.paths())
 	for _, r := range g.api.requests() {
@@ -478,4 +483,134 @@ func TestNewGitHubValidates(t *testing.T) {
 	}
 	_, err = NewGitHub(GitHubOptions{Repo: "o/r", Checksums: "S"})
 	assert.Error(t, err, "no keys")
+}
+
+// list serves the release list, newest first as GitHub orders it.
+func (g *fakeGitHub) list(t *testing.T, rels ...map[string]any) {
+	t.Helper()
+	g.putJSON(t, "/repos/o/r/releases", rels)
+}
+
+// rollbackAssets are release version's checksum file and signature from testdata/rollback,
+// byte for byte, under the usual asset names.
+func rollbackAssets(t *testing.T, version, sums, sig string) []ghAsset {
+	return []ghAsset{
+		{name: "SHA256SUMS", body: rollbackFixture(t, version, sums)},
+		{name: "SHA256SUMS" + sig, body: rollbackFixture(t, version, sums+sig)},
+		{name: "install.sh", body: rollbackFixture(t, version, "install.sh")},
+	}
+}
+
+// The replay of the issue: the attacker creates release v9.9.9 and uploads v1.0.0's signed
+// SHA256SUMS and .asc byte for byte. The tag name and published_at are unsigned API fields:
+// the release is named by what was signed. Seen after v1.1.0, its signature is older than the
+// mark: refused. Seen first (a fresh instance), it is what it is, v1.0.0's signed digests, and
+// the mark it leaves is v1.0.0's signature time, so the real v1.1.0 is accepted once the fake
+// release is gone, instead of being refused as a rollback for good.
+func TestGitHubReplayedReleaseDoesNotPoisonTheMark(t *testing.T) {
+	ctx := t.Context()
+	g := newFakeGitHub(t)
+	v100 := g.release(t, "v1.0.0", "2025-03-01T12:00:00Z", rollbackAssets(t, "v1.0.0", "SHA256SUMS", ".asc")...)
+	v110 := g.release(t, "v1.1.0", "2025-03-08T12:00:00Z", rollbackAssets(t, "v1.1.0", "SHA256SUMS", ".asc")...)
+	g.list(t, v110, v100)
+	src := g.source(t, GitHubOptions{Keys: rollbackKeys(t)})
+	marks := &MemoryMarks{}
+	r := NewResolver(ResolverOptions{Marks: marks})
+	rel, err := r.Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, "v1.1.0", rel.Tag)
+
+	fake := g.release(t, "v9.9.9", "2026-01-01T00:00:00Z", rollbackAssets(t, "v1.0.0", "SHA256SUMS", ".asc")...)
+	g.list(t, fake, v110, v100)
+	rel, err = r.Resolve(ctx, src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag)
+	assert.Equal(t, signedV110, rel.Time)
+	require.NotEmpty(t, rel.Skipped)
+	assert.Equal(t, "v9.9.9", rel.Skipped[0].Tag)
+	assert.ErrorIs(t, rel.Skipped[0].Reason, ErrRollback)
+	m, _, err := marks.LoadMark(ctx, src.Key())
+	require.NoError(t, err)
+	assert.Equal(t, signedV110, m.Time, "the mark is still v1.1.0's signature time")
+
+	// A fresh instance that meets the fake first, then the fake is deleted.
+	fresh := NewResolver(ResolverOptions{})
+	g.list(t, fake, v100)
+	rel, err = fresh.Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v9.9.9", rel.Tag, "the name it was found under")
+	assert.Equal(t, signedV100, rel.Time, "but what it is: v1.0.0's signature")
+	g.api.setStatus("/repos/o/r/releases/tags/v9.9.9", http.StatusNotFound)
+	g.list(t, v110, v100)
+	rel, err = fresh.Resolve(ctx, src, Latest, time.Now())
+	require.NoError(t, err, "v1.1.0 is not a rollback: its signature is newer than anything signed seen")
+	assert.Equal(t, "v1.1.0", rel.Tag)
+	assert.Nil(t, rel.Floor)
+}
+
+// When the checksum file names versioned files, the replayed release is refused outright,
+// even by an instance that has seen nothing yet and even for an SSH signature (no time).
+func TestGitHubReplayedVersionedChecksumsRefused(t *testing.T) {
+	g := newFakeGitHub(t)
+	v100 := g.release(t, "v1.0.0", "2025-03-01T12:00:00Z", rollbackAssets(t, "v1.0.0", "SHA256SUMS.versioned", ".sig")...)
+	fake := g.release(t, "v9.9.9", "2026-01-01T00:00:00Z", rollbackAssets(t, "v1.0.0", "SHA256SUMS.versioned", ".sig")...)
+	g.list(t, fake, v100)
+	src := g.source(t, GitHubOptions{Keys: rollbackKeys(t)})
+
+	_, err := src.Fetch(t.Context(), "v9.9.9")
+	require.ErrorIs(t, err, ErrRollback)
+	assert.ErrorContains(t, err, "lists the files of version v1.0.0, not of v9.9.9")
+
+	rel, err := NewResolver(ResolverOptions{}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	assert.Equal(t, "v1.0.0", rel.Version)
+	require.Len(t, rel.Skipped, 1)
+	assert.Equal(t, "v9.9.9", rel.Skipped[0].Tag)
+}
+
+// A release without a signature asset is refused from the listing: no request is spent on
+// it, so a flood of unsigned releases costs one page of the list.
+func TestGitHubUnsignedReleasesCostNothing(t *testing.T) {
+	g := newFakeGitHub(t)
+	v100 := g.release(t, "v1.0.0", "2025-03-01T12:00:00Z", rollbackAssets(t, "v1.0.0", "SHA256SUMS", ".asc")...)
+	rels := []map[string]any{}
+	for i := range 40 {
+		tag := "v9.0." + strconv.Itoa(i)
+		rels = append(rels, g.release(t, tag, "2026-01-01T00:00:00Z", ghAsset{name: "SHA256SUMS", body: []byte("x")}))
+	}
+	g.list(t, append(rels, v100)...)
+	src := g.source(t, GitHubOptions{Keys: rollbackKeys(t)})
+	rel, err := NewResolver(ResolverOptions{}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	assert.Len(t, rel.Skipped, 40)
+	assert.ErrorIs(t, rel.Skipped[0].Reason, ErrUnsigned)
+	assert.Len(t, g.api.requests(), 4, "the list, then v1.0.0's release, checksum file and signature")
+}
+
+// The floor of a GitHub rule survives the release being deleted, in another instance too.
+func TestGitHubFloorSurvivesDeletedRelease(t *testing.T) {
+	g := newFakeGitHub(t)
+	v110 := g.release(t, "v1.1.0", "2025-03-08T12:00:00Z", rollbackAssets(t, "v1.1.0", "SHA256SUMS", ".asc")...)
+	g.list(t, v110)
+	src := g.source(t, GitHubOptions{Keys: rollbackKeys(t)})
+	marks := &MemoryMarks{}
+	_, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.NoError(t, err)
+
+	g.list(t)
+	g.api.setStatus("/repos/o/r/releases/tags/v1.1.0", http.StatusNotFound)
+	rel, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	assert.ErrorIs(t, rel.Floor.Reason, ErrRollback)
+	body, err := rel.Open(t.Context(), "install.sh")
+	require.NoError(t, err, "restore copies come from the kept asset ids")
+	assert.Equal(t, rollbackFixture(t, "v1.1.0", "install.sh"), webReadAll(t, body))
+	m, _, err := marks.LoadMark(t.Context(), src.Key())
+	require.NoError(t, err)
+	require.NotNil(t, m.Evidence)
+	assert.NotContains(t, string(m.Evidence.Checksums)+m.Tag+m.ID, ghToken)
 }

@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -105,14 +107,26 @@ func NewURL(opts URLOptions) (*URLSource, error) {
 	return s, nil
 }
 
-// Key identifies the source: "url " and the URL template.
-func (s *URLSource) Key() string { return "url " + s.url }
+// Key identifies the source: "url " and the URL template. A query (which may carry a
+// token) is replaced by a digest of it.
+func (s *URLSource) Key() string { return "url " + redactTemplate(s.url) }
+
+// redactTemplate is a checked URL template without its query: a short digest of the query
+// keeps templates that differ only there apart.
+func redactTemplate(t string) string {
+	i := strings.IndexByte(t, '?')
+	if i < 0 {
+		return t
+	}
+	sum := sha256.Sum256([]byte(t[i+1:]))
+	return t[:i] + "?<query sha256:" + hex.EncodeToString(sum[:6]) + ">"
+}
 
 // Candidates returns the one release of a URL without "{tag}". A URL with "{tag}" cannot
 // list its releases.
 func (s *URLSource) Candidates(ctx context.Context) ([]Candidate, error) {
 	if s.hasTag {
-		return nil, fmt.Errorf("%w: %s: tag: latest needs a git or github source, or a url without {tag}", ErrInvalid, s.url)
+		return nil, fmt.Errorf("%w: %s: tag: latest needs a git or github source, or a url without {tag}", ErrInvalid, redactTemplate(s.url))
 	}
 	return []Candidate{{Tag: ""}}, nil
 }
@@ -120,14 +134,7 @@ func (s *URLSource) Candidates(ctx context.Context) ([]Candidate, error) {
 // Fetch downloads the checksum file and its signature, verifies the signature against the
 // pinned keys and only then parses the checksum file.
 func (s *URLSource) Fetch(ctx context.Context, tag string) (*Release, error) {
-	if s.hasTag {
-		if err := checkTag(tag); err != nil {
-			return nil, fmt.Errorf("url %s: %w", s.url, err)
-		}
-	} else if tag != "" {
-		return nil, fmt.Errorf("%w: url %s has no {tag}, so it cannot fetch tag %s", ErrInvalid, s.url, clip(tag))
-	}
-	sumURL, err := expand(s.url, tag, "")
+	sumURL, err := s.locate(tag)
 	if err != nil {
 		return nil, err
 	}
@@ -139,21 +146,55 @@ func (s *URLSource) Fetch(ctx context.Context, tag string) (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.verified(tag, sumURL, sums, sig, "checksum file "+show(sumURL)+" with signature "+show(sigURL))
+}
+
+// Reverify verifies kept evidence of this source again against the pinned keys.
+func (s *URLSource) Reverify(_ context.Context, ev *Evidence) (*Release, error) {
+	sumURL, err := s.locate(ev.Tag)
+	if err != nil {
+		return nil, err
+	}
+	return s.verified(ev.Tag, sumURL, ev.Checksums, ev.Signature, "kept checksum file of "+show(sumURL))
+}
+
+// locate checks tag and returns the checksum file's URL.
+func (s *URLSource) locate(tag string) (*url.URL, error) {
+	if s.hasTag {
+		if err := checkTag(tag); err != nil {
+			return nil, fmt.Errorf("url %s: %w", redactTemplate(s.url), err)
+		}
+	} else if tag != "" {
+		return nil, fmt.Errorf("%w: url %s has no {tag}, so it cannot fetch tag %s", ErrInvalid, redactTemplate(s.url), clip(tag))
+	}
+	return expand(s.url, tag, "")
+}
+
+// verified checks the signature over sums against the pinned keys and only then parses the
+// checksum file. what names the pair for errors.
+func (s *URLSource) verified(tag string, sumURL *url.URL, sums, sig []byte, what string) (*Release, error) {
 	signer, err := s.keys.VerifyDetached(sums, sig)
 	if err != nil {
-		return nil, fmt.Errorf("checksum file %s with signature %s: %w", show(sumURL), show(sigURL), err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	file, err := checksum.Parse(sums)
 	if err != nil {
 		return nil, fmt.Errorf("%w: checksum file %s: %w", ErrInvalid, show(sumURL), err)
 	}
+	version, err := checkNamed("checksum file "+show(sumURL), tag, file)
+	if err != nil {
+		return nil, err
+	}
 	name, _ := lastSegment(sumURL)
 	return &Release{
-		Source:        "url " + sumURL.String(),
+		Source:        "url " + show(sumURL),
 		Tag:           tag,
 		Signer:        signer,
+		Time:          signer.SignedAt,
+		Version:       version,
 		Checksums:     file,
 		ChecksumsName: name,
+		Evidence:      &Evidence{Tag: tag, Checksums: sums, Signature: sig},
 		files:         &urlFiles{src: s, tag: tag, sums: sumURL},
 	}, nil
 }
@@ -396,15 +437,16 @@ func clip(s string) string {
 	return s[:cut] + "…"
 }
 
-// showRaw is a configured URL (or template) for an error message, without credentials.
+// showRaw is a configured URL (or template) for an error message, without credentials or
+// query (which may carry a token).
 func showRaw(s string) string {
 	u, err := url.Parse(s)
 	switch {
-	case err == nil && u.User == nil:
+	case err == nil && u.User == nil && u.RawQuery == "" && !u.ForceQuery:
 		return clip(s)
 	case err == nil:
-		return clip(u.Redacted())
-	case strings.Contains(s, "@"):
+		return show(u)
+	case strings.ContainsAny(s, "@?"):
 		return "(a URL that does not parse)"
 	}
 	return clip(s)

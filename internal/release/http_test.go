@@ -189,16 +189,19 @@ func webReadAll(t *testing.T, r io.ReadCloser) []byte {
 }
 
 func TestURLGoodRelease(t *testing.T) {
+	// gen.sh makes every OpenPGP signature at this instant; SSH and cosign signatures carry none.
+	signedAt := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	cases := []struct {
 		name      string
 		sigPath   string // where the host serves the signature
 		sigFile   string // fixture
 		signature string // Signature template ("" = default .asc then .sig)
 		want      []string
+		signed    time.Time
 	}{
-		{name: "openpgp ed25519 .asc", sigPath: "SHA256SUMS.asc", sigFile: "SHA256SUMS.asc",
+		{name: "openpgp ed25519 .asc", sigPath: "SHA256SUMS.asc", sigFile: "SHA256SUMS.asc", signed: signedAt,
 			want: []string{"/dl/v1.2.0/SHA256SUMS", "/dl/v1.2.0/SHA256SUMS.asc"}},
-		{name: "openpgp rsa via template", sigPath: "SHA256SUMS.rsa.sig", sigFile: "SHA256SUMS.rsa.sig", signature: "/dl/{tag}/SHA256SUMS.rsa.sig",
+		{name: "openpgp rsa via template", sigPath: "SHA256SUMS.rsa.sig", sigFile: "SHA256SUMS.rsa.sig", signature: "/dl/{tag}/SHA256SUMS.rsa.sig", signed: signedAt,
 			want: []string{"/dl/v1.2.0/SHA256SUMS", "/dl/v1.2.0/SHA256SUMS.rsa.sig"}},
 		{name: "ssh .sig after .asc 404", sigPath: "SHA256SUMS.sig", sigFile: "SHA256SUMS.ssh.sig",
 			want: []string{"/dl/v1.2.0/SHA256SUMS", "/dl/v1.2.0/SHA256SUMS.asc", "/dl/v1.2.0/SHA256SUMS.sig"}},
@@ -222,7 +225,10 @@ func TestURLGoodRelease(t *testing.T) {
 			assert.Equal(t, "url "+h.srv.URL+"/dl/v1.2.0/SHA256SUMS", rel.Source)
 			assert.Equal(t, "v1.2.0", rel.Tag)
 			assert.Equal(t, "SHA256SUMS", rel.ChecksumsName)
-			assert.True(t, rel.Time.IsZero(), "nothing signed says when")
+			assert.Equal(t, tc.signed, rel.Time, "the signature's own time, or none")
+			assert.Equal(t, "", rel.Version, "no version in the signed file names")
+			require.NotNil(t, rel.Evidence)
+			assert.Equal(t, webFixture(t, "release", "SHA256SUMS"), rel.Evidence.Checksums)
 			assert.NotEmpty(t, rel.Signer)
 			for _, n := range []string{"install.sh", "codecov"} {
 				e, err := rel.Lookup(n)
@@ -597,4 +603,220 @@ func TestEscapeName(t *testing.T) {
 	assert.Equal(t, "dist/linux%20x64/codecov%3F%23%25", got)
 	_, err = escapeName("dist/../x")
 	assert.True(t, errors.Is(err, ErrInvalid))
+}
+
+// rollbackFixture reads a file of the two releases in testdata/rollback (v1.0.0 signed
+// 2025-03-01, v1.1.0 signed 2025-03-08, by gpg with a faked clock; SSH signatures too).
+func rollbackFixture(t *testing.T, version, name string) []byte {
+	t.Helper()
+	return webFixture(t, filepath.Join("rollback", version), name)
+}
+
+// rollbackKeys pins the OpenPGP and SSH keys that signed testdata/rollback.
+func rollbackKeys(t *testing.T) *signing.Keys {
+	t.Helper()
+	k, err := signing.NewKeys([][]byte{webFixture(t, "rollback", "rollback-ed25519.asc")},
+		[][]byte{webFixture(t, "rollback", "rollback_ed25519.pub")}, nil, signing.Options{})
+	require.NoError(t, err)
+	return k
+}
+
+// serveRollback serves release version's checksum file (sums: "SHA256SUMS" or
+// "SHA256SUMS.versioned") and its signature (sig: ".asc" or ".sig") at dir/SHA256SUMS.
+func (h *webHost) serveRollback(t *testing.T, dir, version, sums, sig string) {
+	h.put(dir+"/SHA256SUMS", rollbackFixture(t, version, sums))
+	h.put(dir+"/SHA256SUMS"+sig, rollbackFixture(t, version, sums+sig))
+	h.put(dir+"/install.sh", rollbackFixture(t, version, "install.sh"))
+}
+
+var (
+	signedV100 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	signedV110 = time.Date(2025, 3, 8, 12, 0, 0, 0, time.UTC)
+)
+
+// Codecov's layout: a fixed URL (no {tag}) whose checksum file and signature sit next to the
+// script. Swapping in the older, validly signed checksum file is a rollback: its OpenPGP
+// signature is older than the one that verified before. The rule stays judged against the
+// newer release, and says why.
+func TestURLFixedRollbackRefused(t *testing.T) {
+	h := newWebHost(t, false)
+	h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS", ".asc")
+	src := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS", Keys: rollbackKeys(t)})
+	marks := &MemoryMarks{}
+	r := NewResolver(ResolverOptions{Marks: marks})
+	ctx := t.Context()
+
+	rel, err := r.Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, signedV110, rel.Time)
+	good, err := rel.Lookup("install.sh")
+	require.NoError(t, err)
+
+	h.serveRollback(t, "/latest", "v1.0.0", "SHA256SUMS", ".asc")
+	rel, err = r.Resolve(ctx, src, Latest, time.Now())
+	require.NoError(t, err)
+	require.NotNil(t, rel.Floor, "the older checksum file is not accepted")
+	assert.ErrorIs(t, rel.Floor.Reason, ErrRollback)
+	assert.Contains(t, rel.Floor.Reason.Error(), "signed 2025-03-01T12:00:00Z")
+	assert.Contains(t, rel.Floor.Reason.Error(), "signed 2025-03-08T12:00:00Z")
+	e, err := rel.Lookup("install.sh")
+	require.NoError(t, err)
+	assert.Equal(t, good.Digest, e.Digest, "judged against v1.1.0's signed digest")
+
+	// Another instance (or this one restarted) sharing the store: the kept checksum file and
+	// signature verify again, so the floor holds there too.
+	rel, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	require.NotNil(t, rel.Floor)
+	e, err = rel.Lookup("install.sh")
+	require.NoError(t, err)
+	assert.Equal(t, good.Digest, e.Digest)
+
+	// The maintainers publish a newer release: it verifies and raises the mark.
+	h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS", ".asc")
+	rel, err = r.Resolve(ctx, src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Nil(t, rel.Floor)
+}
+
+// A 404, a missing signature, a garbled body or a dead host at the release host does not
+// switch restore off: the floor answers, and says whether a retry may help.
+func TestURLBrokenHostFallsBackToTheFloor(t *testing.T) {
+	cases := []struct {
+		name      string
+		breakIt   func(h *webHost)
+		reason    error
+		transient bool
+	}{
+		{"checksum file 404", func(h *webHost) { h.setStatus("/latest/SHA256SUMS", http.StatusNotFound) }, ErrNotFound, false},
+		{"signature gone", func(h *webHost) { h.setStatus("/latest/SHA256SUMS.asc", http.StatusNotFound) }, ErrUnsigned, false},
+		{"garbled signature", func(h *webHost) {
+			h.put("/latest/SHA256SUMS.asc", []byte("-----BEGIN PGP SIGNATURE-----\n\ngarbage\n"))
+		}, signing.ErrRefused, false},
+		{"garbled checksum file", func(h *webHost) { h.put("/latest/SHA256SUMS", []byte("<html>maintenance</html>")) }, signing.ErrRefused, false},
+		{"server error", func(h *webHost) { h.setStatus("/latest/SHA256SUMS", http.StatusBadGateway) }, ErrUnreachable, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newWebHost(t, false)
+			h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS", ".asc")
+			src := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS", Keys: rollbackKeys(t)})
+			r := NewResolver(ResolverOptions{})
+			_, err := r.Resolve(t.Context(), src, Latest, time.Time{})
+			require.NoError(t, err)
+
+			tc.breakIt(h)
+			rel, err := r.Resolve(t.Context(), src, Latest, time.Now())
+			require.NoError(t, err)
+			require.NotNil(t, rel.Floor)
+			assert.Equal(t, tc.transient, rel.Floor.Transient())
+			assert.Equal(t, signedV110, rel.Time)
+			require.Len(t, rel.Skipped, 1)
+			assert.ErrorIs(t, rel.Skipped[0].Reason, tc.reason)
+
+			// Without a floor (a fresh instance, no state) it stays an error.
+			_, err = NewResolver(ResolverOptions{}).Resolve(t.Context(), src, Latest, time.Time{})
+			assert.ErrorIs(t, err, tc.reason)
+		})
+	}
+}
+
+// A floor kept in the store counts only if it verifies against the keys pinned now.
+func TestURLStoredFloorNeedsTheCurrentKeys(t *testing.T) {
+	h := newWebHost(t, false)
+	h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS", ".asc")
+	marks := &MemoryMarks{}
+	_, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(),
+		newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS", Keys: rollbackKeys(t)}), Latest, time.Time{})
+	require.NoError(t, err)
+
+	// The maintainers rotate keys; the host is broken meanwhile.
+	h.setStatus("/latest/SHA256SUMS", http.StatusNotFound)
+	rotated := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS", Keys: webKeys(t)})
+	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(), rotated, Latest, time.Time{})
+	assert.ErrorIs(t, err, ErrNotFound, "the old floor does not verify against the new keys: no floor")
+
+	// The next release under the new keys replaces the void record, although it is older.
+	h.mu.Lock()
+	delete(h.status, "/latest/SHA256SUMS")
+	h.mu.Unlock()
+	h.put("/latest/SHA256SUMS", webFixture(t, "release", "SHA256SUMS"))
+	h.put("/latest/SHA256SUMS.asc", webFixture(t, "release", "SHA256SUMS.asc"))
+	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(t.Context(), rotated, Latest, time.Time{})
+	require.NoError(t, err)
+	m, ok, err := marks.LoadMark(t.Context(), rotated.Key())
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC), m.Time)
+}
+
+// An exact tag ({tag} in the URL) keeps its own mark: the older release's checksum file
+// served under the newer tag is refused by its signature time, or at once when the checksum
+// file names versioned files.
+func TestURLTaggedReplayRefused(t *testing.T) {
+	t.Run("by signature time", func(t *testing.T) {
+		h := newWebHost(t, false)
+		h.serveRollback(t, "/dl/v1.1.0", "v1.1.0", "SHA256SUMS", ".asc")
+		src := newURLSource(t, URLOptions{URL: h.srv.URL + "/dl/{tag}/SHA256SUMS", Keys: rollbackKeys(t)})
+		r := NewResolver(ResolverOptions{})
+		_, err := r.Resolve(t.Context(), src, "v1.1.0", time.Time{})
+		require.NoError(t, err)
+		h.serveRollback(t, "/dl/v1.1.0", "v1.0.0", "SHA256SUMS", ".asc")
+		rel, err := r.Resolve(t.Context(), src, "v1.1.0", time.Now())
+		require.NoError(t, err)
+		require.NotNil(t, rel.Floor)
+		assert.ErrorIs(t, rel.Floor.Reason, ErrRollback)
+		assert.Equal(t, signedV110, rel.Time)
+	})
+	t.Run("by versioned names, SSH signed", func(t *testing.T) {
+		h := newWebHost(t, false)
+		h.serveRollback(t, "/dl/v1.1.0", "v1.0.0", "SHA256SUMS.versioned", ".sig")
+		src := newURLSource(t, URLOptions{URL: h.srv.URL + "/dl/{tag}/SHA256SUMS", Keys: rollbackKeys(t)})
+		_, err := NewResolver(ResolverOptions{}).Resolve(t.Context(), src, "v1.1.0", time.Time{})
+		require.ErrorIs(t, err, ErrRollback)
+		assert.True(t, Refused(err))
+		assert.ErrorContains(t, err, "lists the files of version v1.0.0, not of v1.1.0")
+
+		h.serveRollback(t, "/dl/v1.1.0", "v1.1.0", "SHA256SUMS.versioned", ".sig")
+		rel, err := NewResolver(ResolverOptions{}).Resolve(t.Context(), src, "v1.1.0", time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, "v1.1.0", rel.Version)
+		assert.True(t, rel.Time.IsZero(), "an SSH signature carries no time")
+	})
+	t.Run("fixed URL, SSH signed, versioned names", func(t *testing.T) {
+		h := newWebHost(t, false)
+		h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS.versioned", ".sig")
+		src := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS", Keys: rollbackKeys(t)})
+		r := NewResolver(ResolverOptions{})
+		_, err := r.Resolve(t.Context(), src, Latest, time.Time{})
+		require.NoError(t, err)
+		h.serveRollback(t, "/latest", "v1.0.0", "SHA256SUMS.versioned", ".sig")
+		rel, err := r.Resolve(t.Context(), src, Latest, time.Now())
+		require.NoError(t, err)
+		require.NotNil(t, rel.Floor, "the version the signed file names orders it")
+		assert.Equal(t, "v1.1.0", rel.Version)
+	})
+}
+
+// Tokens in a URL's query appear in no key, release name or error.
+func TestURLQueryNeverShown(t *testing.T) {
+	const secret = "SECRETtoken123"
+	h := newWebHost(t, false)
+	src := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS?token=" + secret, Keys: rollbackKeys(t)})
+	assert.NotContains(t, src.Key(), secret)
+	assert.Contains(t, src.Key(), "/latest/SHA256SUMS?<query sha256:")
+	other := newURLSource(t, URLOptions{URL: h.srv.URL + "/latest/SHA256SUMS?token=other", Keys: rollbackKeys(t)})
+	assert.NotEqual(t, src.Key(), other.Key())
+	h.serveRollback(t, "/latest", "v1.1.0", "SHA256SUMS", ".asc")
+	rel, err := NewResolver(ResolverOptions{}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.NotContains(t, rel.Source, secret)
+	assert.NotContains(t, rel.Name(), secret)
+	h.setStatus("/latest/SHA256SUMS", http.StatusInternalServerError)
+	_, err = NewResolver(ResolverOptions{}).Resolve(t.Context(), src, Latest, time.Time{})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), secret)
+	_, err = NewURL(URLOptions{URL: "https://example.com/{version}/SHA256SUMS?token=" + secret, Keys: rollbackKeys(t)})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), secret)
 }

@@ -49,22 +49,66 @@ func Refused(err error) bool {
 type Release struct {
 	// Source names where it came from, e.g. "git https://example.org/x.git".
 	Source string
-	// Tag is the git tag or release name ("" for a fixed URL with no tag).
+	// Tag is the git tag or release name ("" for a fixed URL with no tag). It is signed only
+	// for a git tag (the name inside the tag object); a GitHub release's or a URL's tag is
+	// where the release was found, not what the maintainers signed.
 	Tag string
 	// Signer is the pinned key whose signature verified.
 	Signer signing.Signer
-	// Time is the tagger time, the release's publication time or the signature time; zero if unknown.
+	// Time is when signed data says the release was made: the tagger time inside a verified
+	// tag object, or an OpenPGP signature's creation time. Zero when nothing signed says (SSH
+	// and cosign signatures carry no time). An API's publication time is never used.
 	Time time.Time
+	// Version is the release's version as signed data names it (canonical "vX.Y.Z"), "" when
+	// nothing signed does: the name of a verified git tag, or the one version that the signed
+	// checksum file's entries carry in their names (tool-1.2.0-linux-amd64.tar.gz).
+	Version string
 	// Checksums is the signed checksum file.
 	Checksums *checksum.File
 	// ChecksumsName is the checksum file's name in the tree or the release.
 	ChecksumsName string
 	// Fetched is when this process fetched and verified it (set by the Resolver).
 	Fetched time.Time
-	// Skipped lists candidates newer than Tag that were not trusted, and why (latest only).
+	// Skipped lists candidates that were not trusted, and why: newer tags for "latest", the
+	// asked-for tag itself when the floor stands in for it.
 	Skipped []Skipped
+	// Floor is set when this is not a fresh answer but the last release that verified, used
+	// because nothing newer can be trusted now (Floor.Reason says why, Skipped lists what).
+	Floor *Floor
+	// Evidence is the signed material the release was verified from, kept so that it can be
+	// verified again, later or elsewhere (the floor in the state bucket); nil when the source
+	// keeps none.
+	Evidence *Evidence
 
 	files fileOpener
+}
+
+// Floor says why a rule is judged against its last known good release.
+type Floor struct {
+	// Reason is why no newer release was used: a refusal (the newest candidate is unsigned,
+	// wrongly signed, garbled or older than the floor) or, wrapping ErrUnreachable, a source
+	// that could not be read.
+	Reason error
+	// Verified is when the floor release was verified (by this process or, for a floor read
+	// from the state bucket, verified again when it was read).
+	Verified time.Time
+}
+
+// Transient reports whether the floor stands in only because the source could not be read:
+// a retry may find the newer release.
+func (f *Floor) Transient() bool { return f != nil && errors.Is(f.Reason, ErrUnreachable) }
+
+// Evidence is what a release was verified from: enough to verify it again against the
+// rule's pinned keys without the source (which the attacker may have broken since).
+type Evidence struct {
+	// Tag is the tag the release was fetched as ("" for a fixed URL).
+	Tag string `json:"tag"`
+	// Checksums and Signature are the checksum file and its detached signature, byte for byte.
+	Checksums []byte `json:"checksums"`
+	Signature []byte `json:"signature"`
+	// Assets are a GitHub release's asset ids by name, to fetch restore copies from (their
+	// bytes are hashed against the signed digest before use, like every restore copy).
+	Assets map[string]int64 `json:"assets,omitempty"`
 }
 
 // Skipped is a release candidate that was not trusted.
@@ -106,8 +150,18 @@ func (r *Release) Open(ctx context.Context, name string) (io.ReadCloser, error) 
 
 // Candidate is a tag or release that may be the latest one.
 type Candidate struct {
-	Tag  string
-	Time time.Time // zero when the source cannot tell without fetching
+	Tag string
+	// Time orders candidates that are not versions; zero when the source cannot tell without
+	// fetching. It need not be signed: only which candidate is tried first depends on it.
+	Time time.Time
+	// Refused is set by a source that can tell from its listing alone that the candidate is
+	// not a signed release (a GitHub release without the checksum or signature asset): the
+	// resolver skips it without a fetch.
+	Refused error
+	// ID names the candidate's content when the listing tells it (a GitHub release's asset
+	// ids): a candidate refused once for its signature is not fetched again while its ID
+	// stays the same.
+	ID string
 }
 
 // Source is one place releases come from, with the keys that must have signed them.
@@ -119,4 +173,11 @@ type Source interface {
 	// Fetch reads the release at tag and verifies its signature. tag is "" only for
 	// sources whose location has no tag in it.
 	Fetch(ctx context.Context, tag string) (*Release, error)
+}
+
+// Reverifier is a Source that can verify a release again from its Evidence alone, against
+// its current pinned keys: the floor kept in the state bucket survives the attacker
+// deleting or garbling the release at its source.
+type Reverifier interface {
+	Reverify(ctx context.Context, ev *Evidence) (*Release, error)
 }

@@ -31,6 +31,9 @@ type tableSource struct {
 
 func (s *tableSource) Key() string { return "table" }
 
+// Its tag names stand for signed ones (as a git tag's name is inside the signed object).
+func (s *tableSource) signsTagNames() bool { return true }
+
 func (s *tableSource) Candidates(context.Context) ([]Candidate, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -148,7 +151,7 @@ func TestLatestTriesBoundedCandidates(t *testing.T) {
 	assert.Contains(t, err.Error(), "and 27 more")
 }
 
-func TestRollbackRefused(t *testing.T) {
+func TestRollbackHoldsTheFloor(t *testing.T) {
 	src := &tableSource{}
 	src.set("v1.0.0", nil)
 	src.set("v1.1.0", nil)
@@ -157,36 +160,188 @@ func TestRollbackRefused(t *testing.T) {
 	rel, err := r.Resolve(context.Background(), src, Latest, time.Time{})
 	require.NoError(t, err)
 	require.Equal(t, "v1.1.0", rel.Tag)
+	assert.Nil(t, rel.Floor)
 
-	// The attacker deletes the newest tag: the older, validly signed one is offered.
+	// The attacker deletes the newest tag: only the older, validly signed one is offered.
+	// The rule is still judged against v1.1.0, and the answer says why.
 	src.drop("v1.1.0")
-	_, err = r.Resolve(context.Background(), src, Latest, time.Now())
-	require.ErrorIs(t, err, ErrRollback)
+	rel, err = r.Resolve(context.Background(), src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	assert.ErrorIs(t, rel.Floor.Reason, ErrRollback)
+	assert.False(t, rel.Floor.Transient())
 	var rb *RollbackError
-	require.ErrorAs(t, err, &rb)
-	assert.Equal(t, "v1.0.0", rb.Offered)
+	require.ErrorAs(t, rel.Floor.Reason, &rb)
+	assert.Contains(t, rb.Offered, "v1.0.0")
 	assert.Equal(t, "v1.1.0", rb.Seen)
-	assert.True(t, Refused(err))
 
-	// Or makes the newest one fail verification: still a rollback, with the reason.
+	// Or makes the newest one fail verification: the floor, with the reason.
 	src.set("v1.1.0", errRefusedForTest)
-	_, err = r.Resolve(context.Background(), src, Latest, time.Now())
-	require.ErrorIs(t, err, ErrRollback)
-	assert.Contains(t, err.Error(), "unknown key")
+	rel, err = r.Resolve(context.Background(), src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "v1.1.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	require.Len(t, rel.Skipped, 1)
+	assert.Equal(t, "v1.1.0", rel.Skipped[0].Tag)
+	assert.ErrorIs(t, rel.Skipped[0].Reason, signing.ErrRefused)
 
-	// A new resolver sharing the store (another instance) refuses too.
+	// A new resolver sharing the store (another instance) cannot verify v1.1.0 again (this
+	// source keeps no evidence and the tag now fails): the mark still refuses v1.0.0.
 	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(context.Background(), src, Latest, time.Time{})
 	require.ErrorIs(t, err, ErrRollback)
+	assert.True(t, Refused(err))
+	assert.Contains(t, err.Error(), "unknown key")
 
 	// A newer signed release moves the mark forward.
 	src.set("v1.2.0", nil)
 	rel, err = r.Resolve(context.Background(), src, Latest, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, "v1.2.0", rel.Tag)
+	assert.Nil(t, rel.Floor)
 	m, ok, err := marks.LoadMark(context.Background(), "table")
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, "v1.2.0", m.Tag)
+	assert.Equal(t, "v1.2.0", m.Version)
+}
+
+// Protection never switches off because the attacker broke something: a rule whose newer
+// candidates are unsigned, wrongly signed, missing or unreachable is judged against the last
+// release that verified.
+func TestFloorStandsInForBrokenCandidates(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		transient bool
+	}{
+		{"unsigned", fmt.Errorf("%w: x", ErrUnsigned), false},
+		{"wrong key", errRefusedForTest, false},
+		{"garbled", fmt.Errorf("%w: not a checksum file", ErrInvalid), false},
+		{"unreachable", fmt.Errorf("%w: connection reset", ErrUnreachable), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &tableSource{}
+			src.set("v1.0.0", nil)
+			r := NewResolver(ResolverOptions{})
+			_, err := r.Resolve(context.Background(), src, Latest, time.Time{})
+			require.NoError(t, err)
+
+			// A newer candidate is broken, and so is the floor's own tag.
+			src.set("v1.1.0", tc.err)
+			src.set("v1.0.0", tc.err)
+			rel, err := r.Resolve(context.Background(), src, Latest, time.Now())
+			require.NoError(t, err)
+			assert.Equal(t, "v1.0.0", rel.Tag)
+			require.NotNil(t, rel.Floor)
+			assert.Equal(t, tc.transient, rel.Floor.Transient())
+			if tc.transient {
+				assert.ErrorIs(t, rel.Floor.Reason, tc.err)
+			} else {
+				require.Len(t, rel.Skipped, 2)
+				assert.Equal(t, "v1.1.0", rel.Skipped[0].Tag)
+				assert.ErrorIs(t, rel.Skipped[0].Reason, tc.err)
+			}
+			assert.NotZero(t, rel.Checksums.Len(), "the floor's signed checksums are the answer")
+			src.set("v1.0.0", nil)
+
+			// An exact tag falls back to its own last verified copy the same way.
+			_, err = r.Resolve(context.Background(), src, "v1.0.0", time.Time{})
+			require.NoError(t, err)
+			src.set("v1.0.0", tc.err)
+			rel, err = r.Resolve(context.Background(), src, "v1.0.0", time.Now().Add(time.Hour))
+			require.NoError(t, err)
+			assert.Equal(t, "v1.0.0", rel.Tag)
+			require.NotNil(t, rel.Floor)
+			require.Len(t, rel.Skipped, 1)
+			assert.ErrorIs(t, rel.Skipped[0].Reason, tc.err)
+		})
+	}
+	t.Run("no floor: errors as before", func(t *testing.T) {
+		src := &tableSource{}
+		src.set("v1.1.0", fmt.Errorf("%w: connection reset", ErrUnreachable))
+		_, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
+		assert.ErrorIs(t, err, ErrUnreachable)
+	})
+}
+
+// Unsigned and missing candidates do not exhaust the candidate budget: a flood of
+// lightweight tags does not hide the real release.
+func TestTagFloodDoesNotHideTheRelease(t *testing.T) {
+	src := &tableSource{}
+	src.set("v1.0.0", nil)
+	for i := range 40 {
+		src.set(fmt.Sprintf("v9.0.%d", i), fmt.Errorf("%w: lightweight tag", ErrUnsigned))
+	}
+	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	assert.Len(t, rel.Skipped, 40)
+}
+
+// Candidates refused by a key of the attacker's own do exhaust the budget; then the floor
+// stands in instead of no release at all.
+func TestSignedFloodFallsBackToTheFloor(t *testing.T) {
+	src := &tableSource{}
+	src.set("v1.0.0", nil)
+	r := NewResolver(ResolverOptions{})
+	_, err := r.Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	for i := range 100 {
+		src.set(fmt.Sprintf("v9.%d.0", i), errRefusedForTest)
+	}
+	rel, err := r.Resolve(context.Background(), src, Latest, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	assert.ErrorIs(t, rel.Floor.Reason, ErrNoTrustedRelease)
+	assert.Contains(t, rel.Floor.Reason.Error(), "69 older ones not tried")
+}
+
+// A candidate the source lists as refused (e.g. a release without a signature asset) costs
+// no fetch; a candidate refused for its content is not fetched again while its ID holds.
+func TestRefusedCandidatesAreNotFetchedAgain(t *testing.T) {
+	src := &idSource{tableSource: &tableSource{}}
+	src.set("v1.0.0", nil)
+	src.set("v2.0.0", errRefusedForTest)
+	src.listRefused = map[string]error{"v3.0.0": fmt.Errorf("%w: no signature asset", ErrUnsigned)}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := NewResolver(ResolverOptions{Now: func() time.Time { return now }})
+	rel, err := r.Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	assert.Equal(t, int32(2), src.fetches.Load(), "v2.0.0 and v1.0.0; v3.0.0 is refused by its listing")
+	require.Len(t, rel.Skipped, 2)
+	assert.Equal(t, "v3.0.0", rel.Skipped[0].Tag)
+
+	now = now.Add(time.Minute)
+	rel, err = r.Resolve(context.Background(), src, Latest, now)
+	require.NoError(t, err)
+	assert.Equal(t, "v1.0.0", rel.Tag)
+	assert.Equal(t, int32(3), src.fetches.Load(), "only v1.0.0 again: v2.0.0's content did not change")
+	assert.ErrorIs(t, rel.Skipped[1].Reason, signing.ErrRefused)
+
+	now = now.Add(refusalTTL)
+	_, err = r.Resolve(context.Background(), src, Latest, now)
+	require.NoError(t, err)
+	assert.Equal(t, int32(5), src.fetches.Load(), "a remembered refusal expires")
+}
+
+// idSource lists IDs for its candidates and may refuse some in the listing.
+type idSource struct {
+	*tableSource
+	listRefused map[string]error
+}
+
+func (s *idSource) Candidates(ctx context.Context) ([]Candidate, error) {
+	cs, err := s.tableSource.Candidates(ctx)
+	for i := range cs {
+		cs[i].ID = "id-" + cs[i].Tag
+	}
+	for tag, why := range s.listRefused {
+		cs = append(cs, Candidate{Tag: tag, Refused: why})
+	}
+	return cs, err
 }
 
 func TestExactTagIsNotSubjectToRollback(t *testing.T) {
@@ -331,15 +486,109 @@ func TestCallerCancellationDoesNotKillSharedFetch(t *testing.T) {
 	assert.Equal(t, int32(1), src.fetches.Load())
 }
 
-func TestNewerOrdering(t *testing.T) {
+func TestMarkOrdering(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	assert.True(t, newer("v1.10.0", time.Time{}, "v1.9.0", time.Time{}))
-	assert.True(t, newer("1.10.0", time.Time{}, "v1.9.0", time.Time{}))
-	assert.False(t, newer("v1.0.0", time.Time{}, "v1.0.0", time.Time{}))
-	assert.True(t, newer("b", t0.Add(time.Second), "a", t0))
-	assert.False(t, newer("b", time.Time{}, "a", t0))
+	v := func(v string) Mark { return Mark{Version: v} }
+	at := func(t time.Time) Mark { return Mark{Time: t} }
+	assert.True(t, v("v1.10.0").NewerThan(v("v1.9.0")))
+	assert.False(t, v("v1.0.0").NewerThan(v("v1.0.0")))
+	assert.True(t, at(t0.Add(time.Second)).NewerThan(at(t0)))
+	assert.False(t, at(time.Time{}).NewerThan(at(t0)))
+	// The name a release was found under orders nothing: only signed fields do.
+	assert.False(t, Mark{Tag: "v9.9.9", Time: t0}.NewerThan(Mark{Tag: "v1.1.0", Time: t0.Add(time.Hour)}))
+	// Equal versions fall back to the signed time (a re-signed release).
+	assert.True(t, Mark{Version: "v1.0.0", Time: t0.Add(time.Hour)}.NewerThan(Mark{Version: "v1.0.0", Time: t0}))
+
+	assert.NoError(t, checkOrder("s", Mark{}, Mark{}), "nothing signed to compare: accepted (warned at config load)")
+	assert.ErrorIs(t, checkOrder("s", at(t0.Add(time.Hour)), at(t0)), ErrRollback)
+	assert.ErrorIs(t, checkOrder("s", at(t0), Mark{}), ErrUnordered, "a floor with a signed time is not replaced by a release without one")
+	assert.NoError(t, checkOrder("s", at(t0), at(t0)))
+
 	assert.Equal(t, "", canonicalSemver("v1.2"))
 	assert.Equal(t, "v1.2.3-rc.1", canonicalSemver("1.2.3-rc.1"))
+}
+
+func TestVersionsInNames(t *testing.T) {
+	for name, want := range map[string][]string{
+		"tool-1.2.0-linux-amd64.tar.gz": {"v1.2.0"},
+		"tool_v1.2.0_darwin.zip":        {"v1.2.0"},
+		"v1.2.0/linux/codecov":          {"v1.2.0"},
+		"codecov":                       nil,
+		"install.sh":                    nil,
+		"python3.11.2-embed.zip":        nil,
+		"x86_64-1.2.3.4.tar":            nil,
+		"tool-1.2.tar.gz":               nil,
+		"dev1.2.3":                      nil,
+		"curl-8.21.0.tar.xz":            {"v8.21.0"},
+	} {
+		assert.Equal(t, want, versionsIn(name), name)
+	}
+}
+
+func TestPrereleaseMarkers(t *testing.T) {
+	for _, tag := range []string{"v2.0.0-rc.1", "rc-8_22_0-2", "1.2.0rc1", "nightly-2025-01-01", "v3-beta", "alpha", "release-dev", "PRE-1"} {
+		assert.True(t, IsPrerelease(tag), tag)
+	}
+	for _, tag := range []string{"v2.0.0", "curl-8_21_0", "devops-1", "preview-2", "release-2025"} {
+		assert.False(t, IsPrerelease(tag), tag)
+	}
+}
+
+// tag: latest over non-semver tags picks a release, not a release candidate.
+func TestLatestSkipsNonSemverReleaseCandidates(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The release candidate is the newest tag by time (as in curl's repository).
+	src := &tableSource{times: map[string]time.Time{"curl-8_9_1": t0, "curl-8_21_0": t0.Add(time.Hour), "rc-8_22_0-2": t0.Add(2 * time.Hour)}}
+	src.set("curl-8_21_0", nil)
+	src.set("curl-8_9_1", nil)
+	src.set("rc-8_22_0-2", nil)
+	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "curl-8_21_0", rel.Tag)
+
+	// Without times (a remote listed without fetching), the numbers in the tags order them.
+	src.times = nil
+	rel, err = NewResolver(ResolverOptions{}).Resolve(context.Background(), src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "curl-8_21_0", rel.Tag)
+}
+
+func TestTagFilter(t *testing.T) {
+	glob, err := NewTagFilter("curl-*", false)
+	require.NoError(t, err)
+	re, err := NewTagFilter(`regexp:v1\.[0-9]+\.[0-9]+`, false)
+	require.NoError(t, err)
+	pre, err := NewTagFilter("", true)
+	require.NoError(t, err)
+	assert.True(t, glob.Latest("curl-8_21_0"))
+	assert.False(t, glob.Latest("tiny-curl-8_4_0"))
+	assert.False(t, glob.Latest("curl-8_22_0-rc2"))
+	assert.True(t, re.Latest("v1.2.3"))
+	assert.False(t, re.Latest("v1.2.3x"), "the expression matches the whole tag")
+	assert.False(t, re.Latest("v2.0.0"))
+	assert.True(t, pre.Latest("v2.0.0-rc.1"))
+	for _, bad := range []string{"[", "regexp:(", "regexp:"} {
+		_, err := NewTagFilter(bad, false)
+		assert.Error(t, err, bad)
+	}
+
+	src := &tableSource{}
+	for _, tag := range []string{"v1.2.0", "v2.0.0", "v2.1.0-rc.1"} {
+		src.set(tag, nil)
+	}
+	v1, err := NewTagFilter("v1.*", false)
+	require.NoError(t, err)
+	f := Filtered(src, v1)
+	assert.Equal(t, "table tags v1.*", f.Key())
+	rel, err := NewResolver(ResolverOptions{}).Resolve(context.Background(), f, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.2.0", rel.Tag)
+	_, err = f.Fetch(context.Background(), "v2.0.0")
+	assert.ErrorIs(t, err, ErrInvalid, "an exact tag outside the pattern is refused")
+
+	rel, err = NewResolver(ResolverOptions{}).Resolve(context.Background(), Filtered(src, pre), Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v2.1.0-rc.1", rel.Tag)
 }
 
 func BenchmarkResolveCached(b *testing.B) {

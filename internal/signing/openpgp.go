@@ -281,7 +281,9 @@ func (k *Keys) checkOpenPGPSignature(message []byte, sig *packet.Signature) (Sig
 	if err := k.checkOpenPGPValidity(pk, key, sig); err != nil {
 		return Signer{}, err
 	}
-	return pk.signer, nil
+	signer := pk.signer
+	signer.SignedAt = sig.CreationTime.UTC()
+	return signer, nil
 }
 
 // checkOpenPGPValidity checks what makes a cryptographically good signature

@@ -38,7 +38,9 @@ func TestOpenPGPDetachedGood(t *testing.T) {
 		t.Run(c.sig, func(t *testing.T) {
 			signer, err := k.VerifyDetached(msg, release(t, c.sig))
 			require.NoError(t, err)
-			assert.Equal(t, Signer{Scheme: "openpgp", Fingerprint: fingerprint(t, c.keyFile), Identity: c.identity}, signer)
+			// gen.sh makes every detached signature at 2025-06-01T12:00:00Z (gpg --faked-system-time).
+			assert.Equal(t, Signer{Scheme: "openpgp", Fingerprint: fingerprint(t, c.keyFile), Identity: c.identity,
+				SignedAt: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}, signer)
 		})
 	}
 }

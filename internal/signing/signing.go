@@ -38,6 +38,10 @@ type Signer struct {
 	Scheme      string // "openpgp" | "ssh" | "cosign"
 	Fingerprint string // openpgp: upper-case hex fingerprint of the primary key; ssh: "SHA256:..."; cosign: "SHA256:" + hex sha256 of the DER SubjectPublicKeyInfo
 	Identity    string // openpgp primary uid / ssh key comment / "" for cosign; for humans only
+	// SignedAt is the creation time the signature itself carries, in UTC: it is signed, so
+	// it can order releases and reveal a replayed older one. Only OpenPGP signatures carry
+	// one; zero for SSH and cosign signatures.
+	SignedAt time.Time
 }
 
 // ID is the signer as "scheme:fingerprint": the form decision lines carry.
