@@ -24,8 +24,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 	"syscall"
+	"time"
 
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"

@@ -96,7 +96,7 @@ func (s *floorSetup) engine(t *testing.T) (*engine.Engine, *recorder) {
 	cfg, err := config.Parse(config.Source{Name: "test.yaml", Data: []byte(s.yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
 	notes := &recorder{}
-	eng, err := engine.New(engine.Options{Store: gcs.New(s.srv.Client), Config: cfg, Notifier: notes})
+	eng, err := engine.New(engine.Options{Store: gcs.New(s.srv.Client), Config: cfg})
 	require.NoError(t, err)
 	return eng, notes
 }
@@ -149,6 +149,7 @@ func TestAttackerBytesRestoredAgainstTheFloor(t *testing.T) {
 			}
 			bad := s.put(t, old(t))
 			d = eng.Handle(ctx, engine.Event{Kind: engine.KindFinalize, Bucket: bucket, Object: "install.sh", Generation: bad})
+			require.NoError(t, eng.Alert(ctx, &d, notes))
 			assert.Equal(t, engine.VerdictTampered, d.Verdict, "%s %s", d.Reason, d.Error)
 			assert.Equal(t, engine.ActionRestored, d.Action, "%s %s", d.Reason, d.Error)
 			assert.Equal(t, sum(good(t)), d.ExpectedSHA256)
