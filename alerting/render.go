@@ -370,6 +370,13 @@ func releaseSpans(d *engine.Decision) []Span {
 	if len(v) == 0 {
 		v = append(v, lit("none trusted"))
 	}
+	if ri := d.ReleaseInfo; ri != nil && ri.Floor != nil {
+		if ri.Floor.Transient() {
+			v = append(v, lit("\nthe last release that verified: the release source could not be read"))
+		} else {
+			v = append(v, lit("\nthe last release that verified: what is newer was not trusted (below)"))
+		}
+	}
 	return v
 }
 
@@ -522,7 +529,13 @@ func details(d *engine.Decision) []Detail {
 		skipped = d.ReleaseInfo.Skipped
 	}
 	if len(skipped) > 0 {
-		det := Detail{Title: "Newer releases not trusted"}
+		title := "Newer releases not trusted"
+		for _, sk := range skipped {
+			if sk.Tag == d.Release {
+				title = "Releases not trusted" // an exact tag that no longer verifies names itself
+			}
+		}
+		det := Detail{Title: title}
 		for i, s := range skipped {
 			if i == maxItems {
 				det.Items = append(det.Items, []Span{lit(fmt.Sprintf("and %d more", len(skipped)-i))})

@@ -310,6 +310,8 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 		level, msg = slog.LevelError, "object could not be verified"
 	case d.Action == engine.ActionFailed:
 		level, msg = slog.LevelError, "action failed"
+	case d.Verdict == engine.VerdictOK && d.Floor != "":
+		level, msg = slog.LevelWarn, "object verified against the last release that verified; newer releases not trusted"
 	case d.Verdict == engine.VerdictOK:
 		msg = "object verified"
 	case d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule:
@@ -355,6 +357,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 	add("source", d.Source, d.Source != "")
 	add("evidence", d.Evidence, d.Evidence != "")
 	add("incident", d.Incident, d.Incident != "")
+	add("floor", d.Floor, d.Floor != "")
 	add("duplicate", true, d.Duplicate)
 	add("transient", true, d.Transient)
 	add("error", d.Error, d.Error != "")

@@ -72,6 +72,9 @@ type Decision struct {
 	Error              string  `json:"error,omitempty"`
 	// Incident names the incident record when the decision acted on one.
 	Incident string `json:"incident,omitempty"`
+	// Floor says why the object was judged against the last release that verified (the
+	// floor) rather than a fresh one: newer candidates refused, or the source unreachable.
+	Floor string `json:"floor,omitempty"`
 
 	// Detail for alerts and logs; not printed.
 	Kind      Kind      `json:"-"` // the event that led here ("" for check/audit)
@@ -299,6 +302,9 @@ func (d *Decision) expect(exp Expectation) {
 	}
 	d.ReleaseInfo, d.Release, d.Skipped = exp.Release, exp.Release.Tag, exp.Release.Skipped
 	d.Signer = exp.Release.Signer.ID()
+	if f := exp.Release.Floor; f != nil && f.Reason != nil {
+		d.Floor = f.Reason.Error()
+	}
 	if exp.Entry.Name != "" {
 		d.ExpectedSHA256 = exp.Entry.Digest.String()
 	}
