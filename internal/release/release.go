@@ -63,6 +63,9 @@ type Release struct {
 	Fetched time.Time
 	// Skipped lists candidates newer than Tag that were not trusted, and why (latest only).
 	Skipped []Skipped
+	// TagObject is, for a git release, the id (hex SHA-1) of the signed tag object: the
+	// same id is the same signed release.
+	TagObject string
 
 	files fileOpener
 }
