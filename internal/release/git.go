@@ -2,6 +2,7 @@ package release
 
 import (
 	"container/list"
+	"encoding/base64"
 	"context"
 	"errors"
 	"fmt"
@@ -144,10 +145,14 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 		u = parsed
 		s.display = redactURL(u)
 		if u.User != nil {
-			if p, ok := u.User.Password(); ok && p != "" {
-				s.secrets = append(s.secrets, p, url.QueryEscape(p))
-			} else if n := u.User.Username(); len(n) >= 8 {
-				s.secrets = append(s.secrets, n, url.QueryEscape(n)) // a token given as the user name
+			name := u.User.Username()
+			pass, _ := u.User.Password()
+			// The basic credentials as sent, in case a server echoes them back.
+			s.secrets = append(s.secrets, base64.StdEncoding.EncodeToString([]byte(name+":"+pass)))
+			if pass != "" {
+				s.secrets = append(s.secrets, pass, url.QueryEscape(pass))
+			} else if len(name) >= 8 {
+				s.secrets = append(s.secrets, name, url.QueryEscape(name)) // a token given as the user name
 			}
 		}
 	} else {
@@ -444,7 +449,8 @@ func (s *GitSource) Fetch(ctx context.Context, tag string) (*Release, error) {
 
 // release reads the checksum file from the verified tag's tree.
 func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, signer signing.Signer) (*Release, error) {
-	commit, err := s.object(ctx, t.Object, objCommit, s.lim.commit)
+	scope := fetchScope{}
+	commit, err := s.object(ctx, scope, t.Object, objCommit, s.lim.commit)
 	if err != nil {
 		return nil, fmt.Errorf("commit of tag %q in %s: %w", tag, s.display, err)
 	}
@@ -452,14 +458,14 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: commit of tag %q in %s: %v", ErrInvalid, tag, s.display, err)
 	}
-	e, err := s.walk(ctx, root, s.checksums)
+	e, err := s.walk(ctx, scope, root, s.checksums)
 	if err != nil {
 		return nil, fmt.Errorf("tree of tag %q in %s: %w", tag, s.display, err)
 	}
 	if e == nil || !e.isFile() {
 		return nil, fmt.Errorf("%w: %s not in the tree of tag %q in %s", ErrNotFound, s.checksums, tag, s.display)
 	}
-	content, err := s.object(ctx, e.id, objBlob, s.lim.checksums)
+	content, err := s.object(ctx, scope, e.id, objBlob, s.lim.checksums)
 	if err != nil {
 		return nil, fmt.Errorf("%s in tag %q of %s: %w", s.checksums, tag, s.display, err)
 	}
@@ -479,19 +485,24 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, 
 	}, nil
 }
 
-// object returns an object a verified object named, from the cache or the backend.
-func (s *GitSource) object(ctx context.Context, id oid, t objType, limit int64) ([]byte, error) {
+// fetchScope holds the objects that arrived with others during one Fetch or Open (a
+// server that cannot filter sends a commit's trees with it); only the objects used go to
+// the cache.
+type fetchScope map[oid]*packObject
+
+// object returns an object a verified object named: from the scope, the cache, else the
+// backend.
+func (s *GitSource) object(ctx context.Context, scope fetchScope, id oid, t objType, limit int64) ([]byte, error) {
+	if o, ok := scope[id]; ok && o.typ == t && int64(len(o.data)) <= limit {
+		s.cache.put(id, t, o.data)
+		return o.data, nil
+	}
 	if data, ok := s.cache.get(id, t); ok && int64(len(data)) <= limit {
 		return data, nil
 	}
 	objs, err := s.backend.object(ctx, id, t, limit)
 	if err != nil {
 		return nil, err
-	}
-	for oid, o := range objs {
-		if o.typ != objBlob || oid == id {
-			s.cache.put(oid, o.typ, o.data)
-		}
 	}
 	o, ok := objs[id]
 	if !ok {
@@ -500,15 +511,19 @@ func (s *GitSource) object(ctx context.Context, id oid, t objType, limit int64) 
 	if o.typ != t {
 		return nil, fmt.Errorf("%w: %s is a %s, not a %s", ErrInvalid, id.short(), o.typ, t)
 	}
+	for oid, o := range objs {
+		scope[oid] = o
+	}
+	s.cache.put(id, t, o.data)
 	return o.data, nil
 }
 
 // walk finds p in the tree root; nil when it is not there.
-func (s *GitSource) walk(ctx context.Context, root oid, p string) (*treeEntry, error) {
+func (s *GitSource) walk(ctx context.Context, scope fetchScope, root oid, p string) (*treeEntry, error) {
 	cur := root
 	parts := strings.Split(p, "/")
 	for i, name := range parts {
-		data, err := s.object(ctx, cur, objTree, s.lim.tree)
+		data, err := s.object(ctx, scope, cur, objTree, s.lim.tree)
 		if err != nil {
 			return nil, err
 		}
@@ -544,7 +559,7 @@ func (f *gitFiles) open(ctx context.Context, name string) (io.ReadCloser, error)
 		return nil, fmt.Errorf("%w: %q leaves the tree", ErrInvalid, name)
 	}
 	s := f.src
-	e, err := s.walk(ctx, f.root, p)
+	e, err := s.walk(ctx, fetchScope{}, f.root, p)
 	if err != nil {
 		return nil, s.redact(err)
 	}

@@ -445,53 +445,63 @@ func (r *gitRemote) fetch(ctx context.Context, what string, wants, haves []oid, 
 	}
 }
 
-// object fetches one object the signed tag leads to, and what comes with it: a commit
-// comes with its root tree when the server can filter.
+// object fetches one object the signed tag leads to. With a server that filters, the
+// request names exactly that object: a commit with "deepen 1" and "filter tree:0" (hosts
+// such as GitHub allow no deeper tree filter), a tree with "filter tree:0" (a wanted
+// object is always sent, its contents are not), a blob as it is. Without filtering, a
+// commit or tree comes with everything beneath it: the trees are kept (they are what the
+// path to the checksum file needs), the rest streamed through and dropped.
 func (r *gitRemote) object(ctx context.Context, id oid, t objType, limit int64) (map[oid]*packObject, error) {
 	c, err := r.capabilities(ctx)
 	if err != nil {
 		return nil, err
 	}
+	filter := c.filter
+	for {
+		objs, err := r.objectOnce(ctx, c, filter, id, t, limit)
+		var se *serverError
+		if err != nil && filter && t != objBlob && errors.As(err, &se) && strings.Contains(se.msg, "filter") {
+			// The server advertises filters but refuses this one: fetch without.
+			r.mu.Lock()
+			if r.caps != nil {
+				cp := *r.caps
+				cp.filter = false
+				r.caps = &cp
+			}
+			r.mu.Unlock()
+			filter = false
+			continue
+		}
+		return objs, err
+	}
+}
+
+func (r *gitRemote) objectOnce(ctx context.Context, c *remoteCaps, filter bool, id oid, t objType, limit int64) (map[oid]*packObject, error) {
 	var args []string
-	pol := collectPolicy{strict: true, limit: func(o objType) int64 {
+	only := func(o objType) int64 {
 		if o == t {
 			return limit
 		}
 		return -1
-	}}
-	pol.keep = limit
-	pol.stream = packStreamLimits{objects: 4, inflate: limit}
+	}
+	pol := collectPolicy{strict: true, limit: only, keep: limit, stream: packStreamLimits{objects: 4, inflate: limit}}
 	switch {
 	case t == objBlob:
 		// A blob has nothing beneath it.
-	case t == objCommit && c.filter:
-		args = append(args, "deepen 1", "filter tree:1")
-		pol.limit = func(o objType) int64 {
-			switch o {
-			case objCommit:
-				return limit
-			case objTree:
-				return r.lim.tree
-			}
-			return -1
+	case filter && (t == objTree || c.shallow):
+		if t == objCommit {
+			args = append(args, "deepen 1")
 		}
-		pol.keep = limit + r.lim.tree
-		pol.stream.inflate = pol.keep
-	case t == objTree && c.filter:
 		args = append(args, "filter tree:0")
 	default:
-		// No filter: the whole tree comes along. Keep the commit and the trees (within a
-		// budget), stream everything else through and drop it.
 		if t == objCommit && c.shallow {
 			args = append(args, "deepen 1")
 		}
 		pol = collectPolicy{strict: false, keep: r.lim.fallbackKeep, limit: func(o objType) int64 {
-			switch o {
-			case objCommit:
-				if t == objCommit {
-					return limit
-				}
-			case objTree:
+			switch {
+			case o == t:
+				return limit
+			case o == objTree:
 				return r.lim.tree
 			}
 			return -1
@@ -503,7 +513,7 @@ func (r *gitRemote) object(ctx context.Context, id oid, t objType, limit int64) 
 		body = r.lim.fallbackPack
 	}
 	var objs map[oid]*packObject
-	err = r.fetch(ctx, what, []oid{id}, nil, args, body, func(sb *sideband) error {
+	err := r.fetch(ctx, what, []oid{id}, nil, args, body, func(sb *sideband) error {
 		var err error
 		objs, err = collectPack(sb, pol)
 		return err
@@ -647,9 +657,9 @@ func (r *gitRemote) protocolError(what string, err error) error {
 	}
 	var se *serverError
 	if errors.As(err, &se) && se.notOurRef() {
-		return fmt.Errorf("%w: git source %s: %s: %v", ErrNotFound, r.display, what, se)
+		return fmt.Errorf("%w: git source %s: %s: %w", ErrNotFound, r.display, what, se)
 	}
-	return fmt.Errorf("%w: git source %s: %s: %v", ErrUnreachable, r.display, what, err)
+	return fmt.Errorf("%w: git source %s: %s: %w", ErrUnreachable, r.display, what, err)
 }
 
 func (r *gitRemote) statusError(what string, resp *http.Response) error {
