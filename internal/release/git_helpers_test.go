@@ -148,7 +148,7 @@ type gitServer struct {
 	URL string
 
 	mu         sync.Mutex
-	fetches    int   // "command=fetch" requests
+	fetches    int   // requests for objects (v2 "command=fetch", or v0)
 	lsRefs     int   // "command=ls-refs" requests
 	fetchBytes int64 // bytes of fetch responses
 	auth       []string
@@ -189,11 +189,12 @@ func serveGit(t testing.TB, root string, o gitServerOpts) *gitServer {
 			s.auth = append(s.auth, a)
 		}
 		switch {
-		case bytes.Contains(body, []byte("command=fetch")):
-			s.fetches++
-			s.fetchBytes += cw.n
+		case r.Method != http.MethodPost:
 		case bytes.Contains(body, []byte("command=ls-refs")):
 			s.lsRefs++
+		default: // a v2 "command=fetch", or a v0 request with its want lines
+			s.fetches++
+			s.fetchBytes += cw.n
 		}
 	}))
 	t.Cleanup(srv.Close)

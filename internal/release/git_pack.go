@@ -403,6 +403,14 @@ func collectPack(r flate.Reader, pol collectPolicy) (map[oid]*packObject, error)
 	}
 	byOff := make(map[int64]*packObject)
 	byID := make(map[oid]*packObject)
+	// Offsets of entries read through, in a strict pack (small: its object count is
+	// bounded by what was asked for); a non-strict pack drops any delta whose base it lacks.
+	dropped := make(map[int64]bool)
+	drop := func(off int64) {
+		if pol.strict {
+			dropped[off] = true
+		}
+	}
 	var kept int64
 	keep := func(off int64, t objType, data []byte) error {
 		id, collision := hashObject(t, data)
@@ -438,9 +446,14 @@ func collectPack(r flate.Reader, pol collectPolicy) (map[oid]*packObject, error)
 				lim = pol.limit(base.typ)
 			}
 			if base == nil && pol.strict {
-				return nil, fmt.Errorf("pack entry %d is a delta against an object not in the pack", ps.seen)
+				// A delta against a dropped object is dropped with it; one against
+				// nothing at all is a broken pack.
+				if (e.kind == packOfsDelta && !dropped[off-e.baseRel]) || (e.kind == packRefDelta && len(dropped) == 0) {
+					return nil, fmt.Errorf("pack entry %d is a delta against an object not in the pack", ps.seen)
+				}
 			}
 			if lim < 0 {
+				drop(off)
 				if err := ps.discardData(e); err != nil {
 					return nil, err
 				}
@@ -450,6 +463,7 @@ func collectPack(r flate.Reader, pol collectPolicy) (map[oid]*packObject, error)
 				if pol.strict {
 					return nil, over("a "+base.typ.String()+" delta", e.size, maxDeltaData(lim))
 				}
+				drop(off)
 				if err := ps.discardData(e); err != nil {
 					return nil, err
 				}
@@ -470,6 +484,7 @@ func collectPack(r flate.Reader, pol collectPolicy) (map[oid]*packObject, error)
 					}
 					return nil, over("the objects kept from the pack", kept+dst, pol.keep)
 				}
+				drop(off)
 				continue
 			}
 			data, err := applyDelta(base.data, delta, lim)
@@ -495,6 +510,7 @@ func collectPack(r flate.Reader, pol collectPolicy) (map[oid]*packObject, error)
 			lim = -1
 		}
 		if lim < 0 {
+			drop(off)
 			if err := ps.discardData(e); err != nil {
 				return nil, err
 			}
