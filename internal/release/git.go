@@ -2,8 +2,8 @@ package release
 
 import (
 	"container/list"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"

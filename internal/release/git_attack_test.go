@@ -86,7 +86,6 @@ func TestGitTagFloodDoesNotHideTheRelease(t *testing.T) {
 	}
 }
 
-
 // An unsigned tag whose commit carries a large file costs the tag object only: nothing
 // beneath it is fetched before its signature would have verified.
 func TestGitUnsignedTagFetchesOnlyItsTagObject(t *testing.T) {

@@ -159,7 +159,7 @@ type gitServerOpts struct {
 	// blobNoneOnly allows the blob:none filter and refuses the others (as hosts that allow
 	// only cheap filters do).
 	blobNoneOnly bool
-	v0     bool // drop the Git-Protocol header: the server answers with protocol v0
+	v0           bool // drop the Git-Protocol header: the server answers with protocol v0
 }
 
 func serveGit(t testing.TB, root string, o gitServerOpts) *gitServer {
