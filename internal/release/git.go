@@ -225,24 +225,30 @@ func (s *GitSource) ListCandidates(ctx context.Context) (cands []Candidate, refu
 		return nil, nil, s.redact(err)
 	}
 	sortTagRefs(refs)
-	rank := make(map[string]int, len(refs))
+	type ranked struct {
+		rank int
+		s    Skipped
+	}
+	var bad []ranked
 	var pending []tagRef
+	var pendingRank []int
 	for i, ref := range refs {
-		rank[ref.name] = i
 		if err := s.quickRefusal(ref); err != nil {
-			refused = append(refused, Skipped{Tag: shownTag(ref.name), Reason: err})
+			bad = append(bad, ranked{i, Skipped{Tag: shownTag(ref.name), Reason: err}})
 			continue
 		}
 		pending = append(pending, ref)
+		pendingRank = append(pendingRank, i)
 	}
 	budget := &tagBudget{tags: s.lim.listTags, bytes: s.lim.listBytes, requests: s.lim.listRequests}
-	found, bad, err := s.tagObjects(ctx, pending, budget)
+	found, refusedByID, err := s.tagObjects(ctx, pending, budget)
 	if err != nil {
 		return nil, nil, s.redact(err)
 	}
-	for _, ref := range pending {
-		if reason, ok := bad[ref.id]; ok {
-			refused = append(refused, Skipped{Tag: ref.name, Reason: s.tagError(ref.name, reason)})
+	for k, ref := range pending {
+		i := pendingRank[k]
+		if reason, ok := refusedByID[ref.id]; ok {
+			bad = append(bad, ranked{i, Skipped{Tag: ref.name, Reason: s.tagError(ref.name, reason)}})
 			continue
 		}
 		data, ok := found[ref.id]
@@ -252,12 +258,15 @@ func (s *GitSource) ListCandidates(ctx context.Context) (cands []Candidate, refu
 		}
 		t, _, err := s.checkTag(ref, data)
 		if err != nil {
-			refused = append(refused, Skipped{Tag: ref.name, Reason: s.redact(err)})
+			bad = append(bad, ranked{i, Skipped{Tag: ref.name, Reason: err}})
 			continue
 		}
 		cands = append(cands, Candidate{Tag: ref.name, Time: t.Time})
 	}
-	sort.SliceStable(refused, func(i, j int) bool { return rank[refused[i].Tag] < rank[refused[j].Tag] })
+	sort.SliceStable(bad, func(i, j int) bool { return bad[i].rank < bad[j].rank })
+	for _, b := range bad {
+		refused = append(refused, b.s)
+	}
 	return cands, refused, nil
 }
 

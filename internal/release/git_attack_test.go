@@ -71,8 +71,16 @@ func TestGitTagFloodDoesNotHideTheRelease(t *testing.T) {
 					assert.LessOrEqual(t, fetches, 3)
 				}
 
-				_, refused, err := src.ListCandidates(ctx)
+				cands, refused, err := src.ListCandidates(ctx)
 				require.NoError(t, err)
+				var verified []string
+				for _, c := range cands {
+					verified = append(verified, c.Tag)
+					assert.False(t, c.Time.IsZero(), "a verified tag carries its signed tagger time")
+				}
+				assert.ElementsMatch(t, []string{"v1.0.0", "v1.1.0", "v1.2.0"}, verified)
+				require.NotEmpty(t, refused)
+				assert.Equal(t, "v9.0.31", refused[0].Tag, "newest first")
 				flood := 0
 				for _, s := range refused {
 					if strings.HasPrefix(s.Tag, "v9.0.") {
@@ -483,4 +491,63 @@ func TestNewGitRefusesOtherTransports(t *testing.T) {
 		require.Error(t, err, u)
 		assert.Contains(t, err.Error(), "https", u)
 	}
+}
+
+// The sizes that used to exhaust the function (bench/gitmem prints the memory they take).
+func TestGitHugeObjectsSlow(t *testing.T) {
+	if os.Getenv("TAMPERGUARD_SLOW_TESTS") == "" {
+		t.Skip("builds 768 MiB and 512 MiB objects; set TAMPERGUARD_SLOW_TESTS=1 to run")
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	key, keys := gitSSHSigner(t)
+	r := newGitTestRepo(t, root, "project.git")
+	r.key = key
+	head := r.commit(gitReleaseFiles(t, "1.0.0", nil))
+	r.signedTag("v1.0.0")
+
+	// An unsigned v9.9.9 over a 768 MiB file of zeros (sparse on disk).
+	zeros := filepath.Join(t.TempDir(), "zeros")
+	require.NoError(t, os.WriteFile(zeros, nil, 0o600))
+	require.NoError(t, os.Truncate(zeros, 768<<20))
+	blob := r.git("hash-object", "-w", zeros)
+	tree := runGitStdin(t, r.work, "100644 blob "+blob+"\tzeros.bin\n", "--git-dir="+r.dir, "mktree")
+	commit := r.git("commit-tree", tree, "-p", head, "-m", "not a release")
+	r.git("tag", "-a", "-m", "not a release", "v9.9.9", commit)
+
+	// An unsigned v9.9.8 whose message is 512 MiB.
+	tagFile := filepath.Join(t.TempDir(), "tag")
+	f, err := os.Create(tagFile)
+	require.NoError(t, err)
+	fmt.Fprintf(f, "object %s\ntype commit\ntag v9.9.8\ntagger A <a@example.org> 1750000000 +0000\n\n", head)
+	line := []byte(strings.Repeat("A", 1023) + "\n")
+	for i := 0; i < 512*1024; i++ {
+		_, err := f.Write(line)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+	r.git("update-ref", "refs/tags/v9.9.8", r.git("hash-object", "-t", "tag", "--literally", "-w", tagFile))
+	require.NoError(t, os.Remove(tagFile))
+	r.git("gc", "-q") // packed, as a hosted repository keeps it
+
+	filtered := serveGit(t, root, gitServerOpts{filter: true})
+	plain := serveGit(t, root, gitServerOpts{})
+	for _, repo := range []string{r.dir, filtered.URL + "/project.git", plain.URL + "/project.git"} {
+		src, err := NewGit(repo, "SHA256SUMS", keys)
+		require.NoError(t, err)
+		_, err = src.Fetch(ctx, "v9.9.9")
+		assert.ErrorIs(t, err, ErrUnsigned, repo)
+		_, err = src.Fetch(ctx, "v9.9.8")
+		assert.ErrorIs(t, err, ErrInvalid, repo)
+		rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, time.Time{})
+		require.NoError(t, err, repo)
+		assert.Equal(t, "v1.0.0", rel.Tag)
+	}
+	_, n := plain.counts()
+	assert.Less(t, n, int64(1<<20), "the zeros were never sent")
+}
+
+func runGitStdin(t *testing.T, dir, stdin string, args ...string) string {
+	t.Helper()
+	return strings.TrimSpace(string(gitOutput(t, dir, stdin, args...)))
 }

@@ -51,6 +51,7 @@ type remoteCaps struct {
 	filter       bool     // fetch accepts "filter"
 	shallow      bool     // fetch accepts "deepen"
 	objectFormat bool     // the server named its object format (sha1)
+	agent        bool     // the server takes an agent line
 }
 
 const (
@@ -220,6 +221,8 @@ func (r *gitRemote) advertise(ctx context.Context) (*remoteCaps, error) {
 		}
 		key, val, _ := strings.Cut(strings.TrimSuffix(string(line), "\n"), "=")
 		switch key {
+		case "agent":
+			c.agent = true
 		case "ls-refs":
 			lsRefs = true
 		case "fetch":
@@ -272,7 +275,9 @@ func (r *gitRemote) command(ctx context.Context, what, command string, args []st
 	}
 	var body bytes.Buffer
 	writePkt(&body, "command="+command+"\n")
-	writePkt(&body, "agent="+gitUserAgent+"\n")
+	if c.agent {
+		writePkt(&body, "agent="+gitUserAgent+"\n")
+	}
 	if c.objectFormat {
 		writePkt(&body, "object-format=sha1\n")
 	}
