@@ -62,7 +62,7 @@ var defaultGitLimits = gitLimits{
 	tree:          8 << 20,
 	checksums:     maxChecksumFile,
 	releaseFile:   1 << 30,
-	deltaInMemory: 256 << 20,
+	deltaInMemory: 64 << 20,
 	deltaDepth:    512,
 	refsBytes:     16 << 20,
 	maxTags:       100_000,
@@ -85,6 +85,9 @@ var defaultGitLimits = gitLimits{
 // resolver's candidate budget: refused tags beyond it are left out, so that junk tags
 // cannot crowd the real release out of that budget.
 const maxRefusedCandidates = 8
+
+// maxRefusedListed bounds the refused tags ListCandidates reports.
+const maxRefusedListed = 256
 
 // GitSource reads releases from signed annotated tags of a git repository: the tag's
 // signature must verify against the pinned keys, and the checksum file is read from the
@@ -135,14 +138,13 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 	}
 	s := &GitSource{checksums: checksums, keys: keys, lim: defaultGitLimits}
 	lower := strings.ToLower(repoURL)
-	remote := strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://")
-	var u *url.URL
-	if remote {
-		parsed, err := parseGitURL(repoURL)
-		if err != nil {
-			return nil, err
+	var u *url.URL             // a remote
+	var ep *transport.Endpoint // anything else
+	if strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
+		var err error
+		if u, err = url.Parse(repoURL); err != nil {
+			return nil, errors.New("git source: the repository URL does not parse")
 		}
-		u = parsed
 		s.display = redactURL(u)
 		if u.User != nil {
 			name := u.User.Username()
@@ -156,7 +158,17 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 			}
 		}
 	} else {
+		var err error
+		if ep, err = transport.NewEndpoint(repoURL); err != nil {
+			if strings.Contains(repoURL, "@") {
+				return nil, errors.New("git source: the repository URL does not parse")
+			}
+			return nil, fmt.Errorf("git source: bad repository URL %q: %w", repoURL, err)
+		}
 		s.display = repoURL
+		if ep.Protocol != "file" {
+			s.display = ep.Protocol + "://" + ep.Host + "/" + strings.TrimPrefix(ep.Path, "/")
+		}
 	}
 	if checksums == "" || path.IsAbs(checksums) || path.Clean(checksums) != checksums || strings.HasPrefix(checksums, "../") {
 		return nil, fmt.Errorf("git source %s: checksum file %q must be a clean relative path in the tree", s.display, checksums)
@@ -164,35 +176,19 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 	if keys == nil || keys.Empty() {
 		return nil, fmt.Errorf("git source %s: no pinned keys", s.display)
 	}
-	if remote {
+	switch {
+	case u != nil:
 		if err := checkGitURL(u); err != nil {
 			return nil, fmt.Errorf("git source %s: the repository URL %v", s.display, err)
 		}
 		s.backend = newGitRemote(u, &s.lim)
-	} else {
-		ep, err := transport.NewEndpoint(repoURL)
-		if err != nil {
-			return nil, fmt.Errorf("git source: bad repository URL %q: %w", repoURL, err)
-		}
-		if ep.Protocol != "file" {
-			shown := ep.Protocol + "://" + ep.Host + "/" + strings.TrimPrefix(ep.Path, "/")
-			return nil, fmt.Errorf("git source %s: %s repositories are not supported: give the https URL (tamperguard reads remote repositories over git's smart HTTP protocol v2, one object at a time) or a local path", shown, ep.Protocol)
-		}
+	case ep.Protocol == "file":
 		s.backend = &gitLocal{path: ep.Path, lim: &s.lim}
+	default:
+		return nil, fmt.Errorf("git source %s: %s repositories are not supported: give the https URL (tamperguard reads remote repositories over git's smart HTTP protocol v2, one object at a time) or a local path", s.display, ep.Protocol)
 	}
 	s.cache = newGitCache(&s.lim)
 	return s, nil
-}
-
-func parseGitURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if strings.Contains(raw, "@") {
-			return nil, errors.New("git source: the repository URL does not parse")
-		}
-		return nil, fmt.Errorf("git source: the repository URL %q does not parse", raw)
-	}
-	return u, nil
 }
 
 // Key identifies the repository (without credentials).
@@ -218,7 +214,9 @@ func (s *GitSource) Candidates(ctx context.Context) ([]Candidate, error) {
 // (only those, fetched together, each bounded) are parsed and their signatures verified.
 // cands are the tags that verified (with their signed tagger time) and those left
 // unchecked because the listing's budget ran out; refused are the others, newest first,
-// with the reason. A tag object already refused is remembered by its id and costs nothing.
+// with the reason (the newest maxRefusedListed of them: a flood of junk tags must not make
+// every report unbounded). A tag object already refused is remembered by its id and costs
+// nothing.
 func (s *GitSource) ListCandidates(ctx context.Context) (cands []Candidate, refused []Skipped, err error) {
 	refs, err := s.backend.listTags(ctx, "")
 	if err != nil {
@@ -264,7 +262,7 @@ func (s *GitSource) ListCandidates(ctx context.Context) (cands []Candidate, refu
 		cands = append(cands, Candidate{Tag: ref.name, Time: t.Time})
 	}
 	sort.SliceStable(bad, func(i, j int) bool { return bad[i].rank < bad[j].rank })
-	for _, b := range bad {
+	for _, b := range bad[:min(len(bad), maxRefusedListed)] {
 		refused = append(refused, b.s)
 	}
 	return cands, refused, nil
