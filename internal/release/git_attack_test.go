@@ -444,12 +444,17 @@ func TestGitRemoteRefusedFilterFallsBack(t *testing.T) {
 	r.key = key
 	r.commit(gitReleaseFiles(t, "1.0.0", map[string][]byte{"dist/x": []byte("x\n")}))
 	r.signedTag("v1.0.0")
-	srv := serveGit(t, root, gitServerOpts{blobNoneOnly: true})
+	srv := serveGit(t, root, gitServerOpts{refuseTreeFilter: true})
 	src, err := NewGit(srv.URL+"/project.git", "SHA256SUMS", keys)
 	require.NoError(t, err)
 	rel, err := src.Fetch(ctx, "v1.0.0")
 	require.NoError(t, err)
 	assert.Equal(t, "v1.0.0", rel.Tag)
+	remote := src.backend.(*gitRemote)
+	c, err := remote.advertise(ctx)
+	require.NoError(t, err)
+	assert.True(t, c.filter, "the server advertises filtering")
+	assert.False(t, remote.caps.filter, "and refused the tree filter, so it is no longer used")
 	f, err := rel.Open(ctx, "dist/x")
 	require.NoError(t, err)
 	b, err := io.ReadAll(f)
@@ -550,4 +555,46 @@ func TestGitHugeObjectsSlow(t *testing.T) {
 func runGitStdin(t *testing.T, dir, stdin string, args ...string) string {
 	t.Helper()
 	return strings.TrimSpace(string(gitOutput(t, dir, stdin, args...)))
+}
+
+// The capability advertisement may redirect (a renamed repository, here moved to another
+// host); commands then go where it led, and credentials only ever to the configured origin.
+func TestGitRemoteRedirect(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	copyFixtureRepo(t, root)
+	srv := serveGit(t, root, gitServerOpts{})
+	var sawAuth []string
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawAuth = append(sawAuth, r.Header.Get("Authorization"))
+		switch r.URL.Path {
+		case "/old.git/info/refs":
+			http.Redirect(w, r, "/moved.git/info/refs?"+r.URL.RawQuery, http.StatusMovedPermanently)
+		case "/moved.git/info/refs":
+			http.Redirect(w, r, srv.URL+"/uploader.git/info/refs?"+r.URL.RawQuery, http.StatusFound)
+		case "/loop.git/info/refs":
+			http.Redirect(w, r, r.URL.String(), http.StatusFound)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer front.Close()
+
+	u := strings.Replace(front.URL, "http://", "http://user:hunter2-secret@", 1)
+	src, err := NewGit(u+"/old.git", "SHA256SUMS", maintainerKeys(t))
+	require.NoError(t, err)
+	rel, err := src.Fetch(ctx, "v1.2.0")
+	require.NoError(t, err)
+	assert.Equal(t, "git "+front.URL+"/old.git", rel.Source)
+	srv.mu.Lock()
+	assert.Empty(t, srv.auth, "no credentials sent to another origin")
+	srv.mu.Unlock()
+	assert.Contains(t, sawAuth, "Basic "+base64.StdEncoding.EncodeToString([]byte("user:hunter2-secret")))
+
+	loop, err := NewGit(u+"/loop.git", "SHA256SUMS", maintainerKeys(t))
+	require.NoError(t, err)
+	_, err = loop.Fetch(ctx, "v1.2.0")
+	require.ErrorIs(t, err, ErrUnreachable)
+	assert.Contains(t, err.Error(), "redirects")
+	assert.NotContains(t, err.Error(), "hunter2-secret")
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log"
 	"maps"
@@ -156,21 +157,17 @@ type gitServer struct {
 
 type gitServerOpts struct {
 	filter bool // uploadpack.allowFilter
-	// blobNoneOnly allows the blob:none filter and refuses the others (as hosts that allow
-	// only cheap filters do).
-	blobNoneOnly bool
+	// refuseTreeFilter advertises filtering but answers a request with a tree filter as
+	// git's upload-pack does when uploadpack.filter.tree.allow is false (the git run here
+	// does not enforce that over protocol v2, so the answer is made here).
+	refuseTreeFilter bool
 	v0           bool // drop the Git-Protocol header: the server answers with protocol v0
 }
 
 func serveGit(t testing.TB, root string, o gitServerOpts) *gitServer {
 	t.Helper()
 	env := []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
-	switch {
-	case o.blobNoneOnly:
-		env = append(env, "GIT_CONFIG_COUNT=3", "GIT_CONFIG_KEY_0=uploadpack.allowFilter", "GIT_CONFIG_VALUE_0=true",
-			"GIT_CONFIG_KEY_1=uploadpack.filter.allow", "GIT_CONFIG_VALUE_1=false",
-			"GIT_CONFIG_KEY_2=uploadpack.filter.blob:none.allow", "GIT_CONFIG_VALUE_2=true")
-	case o.filter:
+	if o.filter || o.refuseTreeFilter {
 		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=uploadpack.allowFilter", "GIT_CONFIG_VALUE_0=true")
 	}
 	backend := &cgi.Handler{Path: gitBin(t), Args: []string{"http-backend"}, Env: env, Stderr: io.Discard, Logger: log.New(io.Discard, "", 0)}
@@ -182,7 +179,13 @@ func serveGit(t testing.TB, root string, o gitServerOpts) *gitServer {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		cw := &gitCountingWriter{ResponseWriter: w}
-		backend.ServeHTTP(cw, r)
+		if o.refuseTreeFilter && bytes.Contains(body, []byte("filter tree:")) {
+			w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+			const msg = "ERR filter 'tree' not supported\n"
+			fmt.Fprintf(cw, "%04x%s", len(msg)+4, msg)
+		} else {
+			backend.ServeHTTP(cw, r)
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if a := r.Header.Get("Authorization"); a != "" {
