@@ -161,7 +161,7 @@ type gitServerOpts struct {
 	// git's upload-pack does when uploadpack.filter.tree.allow is false (the git run here
 	// does not enforce that over protocol v2, so the answer is made here).
 	refuseTreeFilter bool
-	v0           bool // drop the Git-Protocol header: the server answers with protocol v0
+	v0               bool // drop the Git-Protocol header: the server answers with protocol v0
 }
 
 func serveGit(t testing.TB, root string, o gitServerOpts) *gitServer {
