@@ -20,15 +20,15 @@ import (
 
 // gitRemote reads a repository over git's smart HTTP protocol, version 2, and nothing
 // else: every request names exactly the objects it wants (tag objects alone, then one
-// commit with its root tree, one tree, one blob), and every response is read under a byte
-// budget and parsed as it arrives, so nothing large is held before a signature verified.
+// commit, one tree at a time, one blob), and every response is read under a byte budget
+// and parsed as it arrives, so nothing large is held before a signature verified.
 //
 // Protocol v2 is what lets a client want any object by id (git's upload-pack does not
 // restrict wants in v2; in v0 it needs uploadpack.allowAnySHA1InWant or
 // allowReachableSHA1InWant). A server that also advertises "filter" (partial clone:
-// uploadpack.allowFilter) sends a commit with only its root tree, and a tree alone; without
-// it a commit comes with its whole tree, which is streamed and dropped except for the
-// trees (the fallback, bounded by gitLimits.fallback*).
+// uploadpack.allowFilter) sends a commit or a tree alone with "filter tree:0"; without it
+// (or when it refuses that filter) a commit comes with its whole tree, which is streamed
+// through, keeping only the trees (the fallback, bounded by gitLimits.fallback*).
 type gitRemote struct {
 	base       *url.URL // the repository, without credentials
 	user, pass string   // HTTP basic credentials from the configured URL, if any
