@@ -535,9 +535,10 @@ func TestGitHugeObjectsSlow(t *testing.T) {
 	require.NoError(t, os.Remove(tagFile))
 	r.git("gc", "-q") // packed, as a hosted repository keeps it
 
-	filtered := serveGit(t, root, gitServerOpts{filter: true})
+	// Only tag objects are read before a signature verified, so whether the server can
+	// filter does not matter here (bench/gitmem measures both).
 	plain := serveGit(t, root, gitServerOpts{})
-	for _, repo := range []string{r.dir, filtered.URL + "/project.git", plain.URL + "/project.git"} {
+	for _, repo := range []string{r.dir, plain.URL + "/project.git"} {
 		src, err := NewGit(repo, "SHA256SUMS", keys)
 		require.NoError(t, err)
 		_, err = src.Fetch(ctx, "v9.9.9")
