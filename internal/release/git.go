@@ -1,19 +1,21 @@
 package release
 
 import (
+	"container/list"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
+	"sort"
 	"strings"
+	"sync"
 
-	"github.com/go-git/go-git/v5"
-	gitconfig "github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/storage/memory"
+	"golang.org/x/mod/semver"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/signing"
@@ -22,243 +24,687 @@ import (
 // maxChecksumFile bounds the checksum file read from a tag's tree.
 const maxChecksumFile = 4 << 20
 
+// gitLimits bound everything a git source reads. Before a tag's signature verified, only
+// tag objects are read, each at most tagObject bytes, within a budget per listing; after
+// it, one commit, the trees on the checksum file's path and the checksum file, each
+// bounded; the release file only when a restore opens it, streamed.
+type gitLimits struct {
+	tagObject     int64 // one tag object: a real one is a few KiB (headers, message, signature)
+	tagBatchKeep  int64 // tag objects held from one response
+	commit        int64
+	tree          int64
+	checksums     int64
+	releaseFile   int64 // streamed, never held
+	deltaInMemory int64 // a local blob stored as a delta is rebuilt in memory, up to this
+	deltaDepth    int
+	refsBytes     int64 // the tag listing's response
+	maxTags       int
+	tagBatch      int   // tag objects asked for in one request
+	listTags      int   // tag objects checked per listing (the newest first)
+	listBytes     int64 // tag object bytes read per listing
+	listRequests  int   // requests per listing
+
+	// A server that cannot filter sends a commit with its whole tree: the trees are kept
+	// (within fallbackKeep), everything else streamed through and dropped.
+	fallbackPack    int64
+	fallbackInflate int64
+	fallbackObjects uint32
+	fallbackKeep    int64
+
+	cacheBytes int64 // verified objects kept between resolutions
+	refusals   int   // refused tag objects remembered
+}
+
+var defaultGitLimits = gitLimits{
+	tagObject:     256 << 10,
+	tagBatchKeep:  16 << 20,
+	commit:        1 << 20,
+	tree:          8 << 20,
+	checksums:     maxChecksumFile,
+	releaseFile:   1 << 30,
+	deltaInMemory: 64 << 20,
+	deltaDepth:    512,
+	refsBytes:     16 << 20,
+	maxTags:       100_000,
+	tagBatch:      256,
+	listTags:      4096,
+	listBytes:     64 << 20,
+	listRequests:  64,
+
+	fallbackPack:    2 << 30,
+	fallbackInflate: 8 << 30,
+	fallbackObjects: 10_000_000,
+	fallbackKeep:    64 << 20,
+
+	cacheBytes: 32 << 20,
+	refusals:   1 << 16,
+}
+
+// maxRefusedCandidates is how many tags refused while listing Candidates still returns (the
+// newest), so that a resolver reports them as skipped. It must stay well below the
+// resolver's candidate budget: refused tags beyond it are left out, so that junk tags
+// cannot crowd the real release out of that budget.
+const maxRefusedCandidates = 8
+
+// maxRefusedListed bounds the refused tags ListCandidates reports.
+const maxRefusedListed = 256
+
 // GitSource reads releases from signed annotated tags of a git repository: the tag's
 // signature must verify against the pinned keys, and the checksum file is read from the
-// tree the tag points at.
+// tree the tag points at. A remote repository (https) is read object by object over git's
+// smart HTTP protocol v2; a local one is read in place, every object hashed again.
 type GitSource struct {
-	url       string
+	display   string // the repository for messages and Key, without credentials
 	checksums string
 	keys      *signing.Keys
-	local     string // a path to open directly; "" for a remote fetched into memory
+	lim       gitLimits
+	backend   gitBackend
+	secrets   []string // credentials from the URL, removed from every message
+	cache     *gitCache
 }
 
 var _ Source = (*GitSource)(nil)
 
-// NewGit returns a source for the repository at url: a remote URL (https://, ssh://,
-// git://, user@host:path) fetched into memory, or a local path (or file:// URL) opened
-// in place. checksums is the checksum file's path in the tagged tree.
-func NewGit(url, checksums string, keys *signing.Keys) (*GitSource, error) {
-	if url == "" {
+// gitBackend is where a GitSource's refs and objects come from.
+type gitBackend interface {
+	// listTags lists refs/tags/* (only the tag named exact, when set).
+	listTags(ctx context.Context, exact string) ([]tagRef, error)
+	// tagObjects reads annotated tags' objects, hash-checked. refused names the tags whose
+	// object was refused on its own; a *packLimitError means the batch as a whole was.
+	tagObjects(ctx context.Context, refs []tagRef) (found map[oid][]byte, refused map[oid]error, read int64, err error)
+	// object reads one object of type t (at most limit bytes) that a verified object named,
+	// with whatever else arrived with it.
+	object(ctx context.Context, id oid, t objType, limit int64) (map[oid]*packObject, error)
+	// openBlob streams a blob; the reader fails at its end unless the bytes match id.
+	openBlob(ctx context.Context, id oid, limit int64) (io.ReadCloser, error)
+}
+
+// tagRef is one tag as listed.
+type tagRef struct {
+	name      string
+	id        oid
+	peeled    oid   // remote: the object the tag finally points at
+	annotated bool  // the ref names a tag object (else a lightweight tag)
+	problem   error // the ref could not be used at all (local: its object is missing)
+}
+
+// NewGit returns a source for the repository at url: an https URL read over git's smart
+// HTTP protocol (credentials in the URL are sent to that host only and never shown), or a
+// local path (or file:// URL) opened in place. checksums is the checksum file's path in
+// the tagged tree.
+func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
+	if repoURL == "" {
 		return nil, errors.New("git source: empty repository URL")
 	}
+	s := &GitSource{checksums: checksums, keys: keys, lim: defaultGitLimits}
+	lower := strings.ToLower(repoURL)
+	var u *url.URL             // a remote
+	var ep *transport.Endpoint // anything else
+	if strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
+		var err error
+		if u, err = url.Parse(repoURL); err != nil {
+			return nil, errors.New("git source: the repository URL does not parse")
+		}
+		s.display = redactURL(u)
+		if u.User != nil {
+			name := u.User.Username()
+			pass, _ := u.User.Password()
+			// The basic credentials as sent, in case a server echoes them back.
+			s.secrets = append(s.secrets, base64.StdEncoding.EncodeToString([]byte(name+":"+pass)))
+			if pass != "" {
+				s.secrets = append(s.secrets, pass, url.QueryEscape(pass))
+			} else if len(name) >= 8 {
+				s.secrets = append(s.secrets, name, url.QueryEscape(name)) // a token given as the user name
+			}
+		}
+	} else {
+		var err error
+		if ep, err = transport.NewEndpoint(repoURL); err != nil {
+			if strings.Contains(repoURL, "@") {
+				return nil, errors.New("git source: the repository URL does not parse")
+			}
+			return nil, fmt.Errorf("git source: bad repository URL %q: %w", repoURL, err)
+		}
+		s.display = repoURL
+		if ep.Protocol != "file" {
+			s.display = ep.Protocol + "://" + ep.Host + "/" + strings.TrimPrefix(ep.Path, "/")
+		}
+	}
 	if checksums == "" || path.IsAbs(checksums) || path.Clean(checksums) != checksums || strings.HasPrefix(checksums, "../") {
-		return nil, fmt.Errorf("git source %s: checksum file %q must be a clean relative path in the tree", url, checksums)
+		return nil, fmt.Errorf("git source %s: checksum file %q must be a clean relative path in the tree", s.display, checksums)
 	}
 	if keys == nil || keys.Empty() {
-		return nil, fmt.Errorf("git source %s: no pinned keys", url)
+		return nil, fmt.Errorf("git source %s: no pinned keys", s.display)
 	}
-	s := &GitSource{url: url, checksums: checksums, keys: keys}
-	ep, err := transport.NewEndpoint(url)
-	if err != nil {
-		return nil, fmt.Errorf("git source: bad repository URL %q: %w", url, err)
+	switch {
+	case u != nil:
+		if err := checkGitURL(u); err != nil {
+			return nil, fmt.Errorf("git source %s: the repository URL %v", s.display, err)
+		}
+		s.backend = newGitRemote(u, &s.lim)
+	case ep.Protocol == "file":
+		s.backend = &gitLocal{path: ep.Path, lim: &s.lim}
+	default:
+		return nil, fmt.Errorf("git source %s: %s repositories are not supported: give the https URL (tamperguard reads remote repositories over git's smart HTTP protocol v2, one object at a time) or a local path", s.display, ep.Protocol)
 	}
-	if ep.Protocol == "file" {
-		s.local = ep.Path
-	}
+	s.cache = newGitCache(&s.lim)
 	return s, nil
 }
 
-// Key identifies the repository.
-func (s *GitSource) Key() string { return "git " + s.url }
+// Key identifies the repository (without credentials).
+func (s *GitSource) Key() string { return "git " + s.display }
 
-// Candidates lists the repository's tags. Times are only known for a local repository;
-// a remote one is listed without fetching, and its non-version tags cannot rank.
+// Candidates lists the tags that may be the latest release: every tag whose signature
+// verified while listing, the tags that could not be checked within the listing's budget,
+// and the newest few (maxRefusedCandidates) of the refused ones, so that they are reported
+// as skipped. ListCandidates has them all.
 func (s *GitSource) Candidates(ctx context.Context) ([]Candidate, error) {
-	if s.local != "" {
-		repo, err := s.openLocal()
-		if err != nil {
-			return nil, err
-		}
-		iter, err := repo.Tags()
-		if err != nil {
-			return nil, fmt.Errorf("%w: listing tags of %s: %w", ErrUnreachable, s.url, err)
-		}
-		var out []Candidate
-		err = iter.ForEach(func(ref *plumbing.Reference) error {
-			c := Candidate{Tag: ref.Name().Short()}
-			if t, err := repo.TagObject(ref.Hash()); err == nil {
-				c.Time = t.Tagger.When
-			}
-			out = append(out, c)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: listing tags of %s: %w", ErrUnreachable, s.url, err)
-		}
-		return out, nil
-	}
-	remote := git.NewRemote(memory.NewStorage(), &gitconfig.RemoteConfig{Name: "origin", URLs: []string{s.url}})
-	refs, err := remote.ListContext(ctx, &git.ListOptions{})
-	if err != nil {
-		return nil, s.remoteError("listing tags", err)
-	}
-	var out []Candidate
-	for _, ref := range refs {
-		if ref.Name().IsTag() && !strings.HasSuffix(ref.Name().String(), "^{}") {
-			out = append(out, Candidate{Tag: ref.Name().Short()})
-		}
-	}
-	return out, nil
-}
-
-// Fetch reads and verifies the tag. A remote is fetched shallow (the tag, its commit and
-// tree only) into memory; nothing is written to disk.
-func (s *GitSource) Fetch(ctx context.Context, tag string) (*Release, error) {
-	if tag == "" {
-		return nil, fmt.Errorf("%w: git source %s needs a tag", ErrInvalid, s.url)
-	}
-	refName := plumbing.NewTagReferenceName(tag)
-	if err := refName.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %q is not a valid tag name", ErrInvalid, tag)
-	}
-	var repo *git.Repository
-	var err error
-	if s.local != "" {
-		repo, err = s.openLocal()
-	} else {
-		repo, err = s.fetchTag(ctx, refName)
-	}
+	cands, refused, err := s.ListCandidates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.verify(repo, tag, refName)
+	for i := 0; i < len(refused) && i < maxRefusedCandidates; i++ {
+		cands = append(cands, Candidate{Tag: refused[i].Tag})
+	}
+	return cands, nil
 }
 
-func (s *GitSource) openLocal() (*git.Repository, error) {
-	repo, err := git.PlainOpenWithOptions(s.local, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
+// ListCandidates lists the repository's tags and checks them cheaply, newest first:
+// lightweight tags are refused from the listing alone, and the annotated tags' objects
+// (only those, fetched together, each bounded) are parsed and their signatures verified.
+// cands are the tags that verified (with their signed tagger time) and those left
+// unchecked because the listing's budget ran out; refused are the others, newest first,
+// with the reason (the newest maxRefusedListed of them: a flood of junk tags must not make
+// every report unbounded). A tag object already refused is remembered by its id and costs
+// nothing.
+func (s *GitSource) ListCandidates(ctx context.Context) (cands []Candidate, refused []Skipped, err error) {
+	refs, err := s.backend.listTags(ctx, "")
 	if err != nil {
-		if errors.Is(err, git.ErrRepositoryNotExists) {
-			return nil, fmt.Errorf("%w: no git repository at %s", ErrNotFound, s.local)
+		return nil, nil, s.redact(err)
+	}
+	sortTagRefs(refs)
+	type ranked struct {
+		rank int
+		s    Skipped
+	}
+	var bad []ranked
+	var pending []tagRef
+	var pendingRank []int
+	for i, ref := range refs {
+		if err := s.quickRefusal(ref); err != nil {
+			bad = append(bad, ranked{i, Skipped{Tag: shownTag(ref.name), Reason: err}})
+			continue
 		}
-		return nil, fmt.Errorf("%w: opening %s: %w", ErrUnreachable, s.local, err)
+		pending = append(pending, ref)
+		pendingRank = append(pendingRank, i)
 	}
-	return repo, nil
+	budget := &tagBudget{tags: s.lim.listTags, bytes: s.lim.listBytes, requests: s.lim.listRequests}
+	found, refusedByID, err := s.tagObjects(ctx, pending, budget)
+	if err != nil {
+		return nil, nil, s.redact(err)
+	}
+	for k, ref := range pending {
+		i := pendingRank[k]
+		if reason, ok := refusedByID[ref.id]; ok {
+			bad = append(bad, ranked{i, Skipped{Tag: ref.name, Reason: s.tagError(ref.name, reason)}})
+			continue
+		}
+		data, ok := found[ref.id]
+		if !ok {
+			cands = append(cands, Candidate{Tag: ref.name}) // not checked: budget spent
+			continue
+		}
+		t, _, err := s.checkTag(ref, data)
+		if err != nil {
+			bad = append(bad, ranked{i, Skipped{Tag: ref.name, Reason: err}})
+			continue
+		}
+		cands = append(cands, Candidate{Tag: ref.name, Time: t.Time})
+	}
+	sort.SliceStable(bad, func(i, j int) bool { return bad[i].rank < bad[j].rank })
+	for _, b := range bad[:min(len(bad), maxRefusedListed)] {
+		refused = append(refused, b.s)
+	}
+	return cands, refused, nil
 }
 
-func (s *GitSource) fetchTag(ctx context.Context, refName plumbing.ReferenceName) (*git.Repository, error) {
-	repo, err := git.Init(memory.NewStorage(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("git source %s: %w", s.url, err)
+// shownTag bounds a tag name from the repository for a report.
+func shownTag(name string) string {
+	if len(name) > 200 {
+		return name[:200] + "…"
 	}
-	remote, err := repo.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{s.url}})
-	if err != nil {
-		return nil, fmt.Errorf("git source %s: %w", s.url, err)
-	}
-	spec := gitconfig.RefSpec("+" + refName.String() + ":" + refName.String())
-	err = remote.FetchContext(ctx, &git.FetchOptions{RefSpecs: []gitconfig.RefSpec{spec}, Depth: 1, Tags: git.NoTags})
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return nil, s.remoteError("fetching "+refName.Short(), err)
-	}
-	return repo, nil
+	return name
 }
 
-func (s *GitSource) remoteError(what string, err error) error {
-	var noRef git.NoMatchingRefSpecError
+// quickRefusal refuses a tag from its listing alone: an invalid name, a lightweight tag, a
+// ref that cannot be used, a tag object refused before.
+func (s *GitSource) quickRefusal(ref tagRef) error {
 	switch {
-	case errors.As(err, &noRef), errors.Is(err, transport.ErrRepositoryNotFound), errors.Is(err, transport.ErrEmptyRemoteRepository):
-		return fmt.Errorf("%w: %s from %s: %w", ErrNotFound, what, s.url, err)
-	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
-		return fmt.Errorf("%w: %s from %s: the repository needs credentials (tamperguard reads public repositories): %w", ErrUnreachable, what, s.url, err)
-	default:
-		return fmt.Errorf("%w: %s from %s: %w", ErrUnreachable, what, s.url, err)
+	case !validTagName(ref.name):
+		return fmt.Errorf("%w: %s in %s is not a valid tag name", ErrInvalid, quoteBytes([]byte(ref.name), 100), s.display)
+	case ref.problem != nil:
+		return s.tagError(ref.name, ref.problem)
+	case !ref.annotated:
+		return fmt.Errorf("%w: tag %q in %s is a lightweight tag (no signature)", ErrUnsigned, ref.name, s.display)
 	}
+	if reason, ok := s.cache.refusal(ref.id); ok {
+		return s.tagError(ref.name, reason)
+	}
+	return nil
 }
 
-// verify checks the tag object's signature and reads the checksum file from its tree.
-func (s *GitSource) verify(repo *git.Repository, tag string, refName plumbing.ReferenceName) (*Release, error) {
-	ref, err := repo.Reference(refName, false)
+func (s *GitSource) tagError(name string, reason error) error {
+	return s.redact(fmt.Errorf("tag %q in %s: %w", name, s.display, reason))
+}
+
+// tagBudget is what one listing may still spend on tag objects.
+type tagBudget struct {
+	tags     int
+	bytes    int64
+	requests int
+}
+
+// tagObjects returns the tags' objects (from the cache, else fetched in batches within the
+// budget) and the tags whose object was refused on its own. Tags beyond the budget are in
+// neither.
+func (s *GitSource) tagObjects(ctx context.Context, refs []tagRef, b *tagBudget) (map[oid][]byte, map[oid]error, error) {
+	found, refused := map[oid][]byte{}, map[oid]error{}
+	var need []tagRef
+	for _, ref := range refs {
+		if data, ok := s.cache.get(ref.id, objTag); ok {
+			found[ref.id] = data
+		} else {
+			need = append(need, ref)
+		}
+	}
+	need = need[:min(len(need), max(b.tags, 0))]
+	b.tags -= len(need)
+	for len(need) > 0 {
+		n := min(len(need), s.lim.tagBatch)
+		if err := s.tagBatch(ctx, need[:n], b, found, refused); err != nil {
+			return nil, nil, err
+		}
+		need = need[n:]
+	}
+	return found, refused, nil
+}
+
+// tagBatch fetches one batch. A batch refused as a whole (an object over a limit, which
+// cannot be named before it is read) is split in two until the culprit is alone.
+func (s *GitSource) tagBatch(ctx context.Context, batch []tagRef, b *tagBudget, found map[oid][]byte, refused map[oid]error) error {
+	if b.requests <= 0 || b.bytes <= 0 {
+		return nil
+	}
+	b.requests--
+	objs, bad, n, err := s.backend.tagObjects(ctx, batch)
+	b.bytes -= n
+	var le *packLimitError
+	if errors.As(err, &le) {
+		if len(batch) == 1 {
+			reason := fmt.Errorf("%w: its tag object could not be read within the limits that apply before a signature is checked: %v", ErrInvalid, le)
+			refused[batch[0].id] = reason
+			s.cache.refuse(batch[0].id, reason)
+			return nil
+		}
+		h := len(batch) / 2
+		if err := s.tagBatch(ctx, batch[:h], b, found, refused); err != nil {
+			return err
+		}
+		return s.tagBatch(ctx, batch[h:], b, found, refused)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: tag %q in %s", ErrNotFound, tag, s.url)
+		return err
 	}
-	to, err := repo.TagObject(ref.Hash())
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: tag %q in %s is a lightweight tag (no signature)", ErrUnsigned, tag, s.url)
+	for id, data := range objs {
+		found[id] = data
+		s.cache.put(id, objTag, data)
 	}
+	for _, ref := range batch {
+		if reason, ok := bad[ref.id]; ok {
+			refused[ref.id] = reason
+			if !errors.Is(reason, ErrNotFound) {
+				s.cache.refuse(ref.id, reason)
+			}
+		} else if _, ok := found[ref.id]; !ok {
+			refused[ref.id] = fmt.Errorf("%w: the server did not send its tag object %s", ErrInvalid, ref.id.short())
+		}
+	}
+	return nil
+}
+
+// checkTag checks a tag object against the ref that named it: it must parse, carry a
+// signature, name the same tag, verify against a pinned key and point at a commit.
+// Refusals that depend on the object alone are remembered by its id.
+func (s *GitSource) checkTag(ref tagRef, data []byte) (*gitTag, signing.Signer, error) {
+	name := ref.name
+	t, err := parseTag(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading tag %q in %s: %w", ErrInvalid, tag, s.url, err)
+		reason := fmt.Errorf("%w: its tag object %s does not parse: %v", ErrInvalid, ref.id.short(), err)
+		s.cache.refuse(ref.id, reason)
+		return nil, signing.Signer{}, s.tagError(name, reason)
 	}
-	if to.PGPSignature == "" {
-		return nil, fmt.Errorf("%w: tag %q in %s is annotated but not signed", ErrUnsigned, tag, s.url)
+	if len(t.Signature) == 0 {
+		reason := fmt.Errorf("%w: it is annotated but not signed", ErrUnsigned)
+		s.cache.refuse(ref.id, reason)
+		return nil, signing.Signer{}, s.tagError(name, reason)
 	}
 	// The name inside the signed tag object is what the maintainer signed. A ref renamed to
 	// point at another signed tag (replaying v1.0.0 as v9.9.9) must not pass.
-	if to.Name != tag {
-		return nil, fmt.Errorf("%w: ref %q in %s points at a tag object signed as %q", ErrInvalid, tag, s.url, to.Name)
+	if t.Name != name {
+		return nil, signing.Signer{}, s.redact(fmt.Errorf("%w: ref %q in %s points at a tag object signed as %q", ErrInvalid, name, s.display, t.Name))
 	}
-	payload, err := tagPayload(to)
+	signer, err := s.keys.VerifyGitTag(t.Payload, t.Signature)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encoding tag %q in %s: %w", ErrInvalid, tag, s.url, err)
+		if errors.Is(err, signing.ErrRefused) {
+			s.cache.refuse(ref.id, err)
+		}
+		return nil, signing.Signer{}, s.tagError(name, err)
 	}
-	signer, err := s.keys.VerifyGitTag(payload, []byte(to.PGPSignature))
+	if t.TargetType != objCommit {
+		reason := fmt.Errorf("%w: it points at a %s, not a commit", ErrInvalid, t.TargetType)
+		s.cache.refuse(ref.id, reason)
+		return nil, signing.Signer{}, s.tagError(name, reason)
+	}
+	return t, signer, nil
+}
+
+// Fetch reads and verifies the tag: its tag object first (alone, bounded), then, once
+// the signature verified, the commit, the trees on the checksum file's path and the
+// checksum file. The release file is read only when Release.Open asks for it.
+func (s *GitSource) Fetch(ctx context.Context, tag string) (*Release, error) {
+	if tag == "" {
+		return nil, fmt.Errorf("%w: git source %s needs a tag", ErrInvalid, s.display)
+	}
+	refName := plumbing.NewTagReferenceName(tag)
+	if err := refName.Validate(); err != nil || len(tag) > maxTagName {
+		return nil, fmt.Errorf("%w: %s is not a valid tag name", ErrInvalid, quoteBytes([]byte(tag), 100))
+	}
+	refs, err := s.backend.listTags(ctx, tag)
 	if err != nil {
-		return nil, fmt.Errorf("tag %q in %s: %w", tag, s.url, err)
+		return nil, s.redact(err)
 	}
-	if to.TargetType != plumbing.CommitObject {
-		return nil, fmt.Errorf("%w: tag %q in %s points at a %s, not a commit", ErrInvalid, tag, s.url, to.TargetType)
+	var ref *tagRef
+	for i := range refs {
+		if refs[i].name == tag {
+			ref = &refs[i]
+		}
 	}
-	commit, err := to.Commit()
+	if ref == nil {
+		return nil, fmt.Errorf("%w: tag %q in %s", ErrNotFound, tag, s.display)
+	}
+	if err := s.quickRefusal(*ref); err != nil {
+		return nil, err
+	}
+	found, refused, err := s.tagObjects(ctx, []tagRef{*ref}, &tagBudget{tags: 1, bytes: s.lim.tagObject + 1, requests: 1})
 	if err != nil {
-		return nil, fmt.Errorf("%w: commit of tag %q in %s: %w", ErrInvalid, tag, s.url, err)
+		return nil, s.redact(err)
 	}
-	tree, err := commit.Tree()
+	if reason, ok := refused[ref.id]; ok {
+		return nil, s.tagError(tag, reason)
+	}
+	data, ok := found[ref.id]
+	if !ok {
+		return nil, s.tagError(tag, fmt.Errorf("%w: its tag object %s was not read", ErrUnreachable, ref.id.short()))
+	}
+	t, signer, err := s.checkTag(*ref, data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tree of tag %q in %s: %w", ErrInvalid, tag, s.url, err)
+		return nil, err
 	}
-	f, err := tree.File(s.checksums)
+	rel, err := s.release(ctx, tag, ref.id, t, signer)
+	return rel, s.redact(err)
+}
+
+// release reads the checksum file from the verified tag's tree.
+func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, signer signing.Signer) (*Release, error) {
+	scope := fetchScope{}
+	commit, err := s.object(ctx, scope, t.Object, objCommit, s.lim.commit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s not in the tree of tag %q in %s", ErrNotFound, s.checksums, tag, s.url)
+		return nil, fmt.Errorf("commit of tag %q in %s: %w", tag, s.display, err)
 	}
-	if f.Size > maxChecksumFile {
-		return nil, fmt.Errorf("%w: %s in tag %q of %s is %d bytes (limit %d)", ErrInvalid, s.checksums, tag, s.url, f.Size, maxChecksumFile)
-	}
-	content, err := f.Contents()
+	root, err := commitTree(commit)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s in tag %q of %s: %w", ErrInvalid, s.checksums, tag, s.url, err)
+		return nil, fmt.Errorf("%w: commit of tag %q in %s: %v", ErrInvalid, tag, s.display, err)
 	}
-	sums, err := checksum.Parse([]byte(content))
+	e, err := s.walk(ctx, scope, root, s.checksums)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s in tag %q of %s: %w", ErrInvalid, s.checksums, tag, s.url, err)
+		return nil, fmt.Errorf("tree of tag %q in %s: %w", tag, s.display, err)
+	}
+	if e == nil || !e.isFile() {
+		return nil, fmt.Errorf("%w: %s not in the tree of tag %q in %s", ErrNotFound, s.checksums, tag, s.display)
+	}
+	content, err := s.object(ctx, scope, e.id, objBlob, s.lim.checksums)
+	if err != nil {
+		return nil, fmt.Errorf("%s in tag %q of %s: %w", s.checksums, tag, s.display, err)
+	}
+	sums, err := checksum.Parse(content)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s in tag %q of %s: %w", ErrInvalid, s.checksums, tag, s.display, err)
 	}
 	return &Release{
 		Source:        s.Key(),
 		Tag:           tag,
 		Signer:        signer,
-		Time:          to.Tagger.When,
+		Time:          t.Time,
 		Checksums:     sums,
 		ChecksumsName: s.checksums,
-		files:         treeFiles{tree: tree, dir: path.Dir(s.checksums)},
+		TagObject:     id.String(),
+		files:         &gitFiles{src: s, root: root, dir: path.Dir(s.checksums)},
 	}, nil
 }
 
-// tagPayload is the tag object as it was signed: encoded without its signature.
-func tagPayload(t *object.Tag) ([]byte, error) {
-	obj := &plumbing.MemoryObject{}
-	if err := t.EncodeWithoutSignature(obj); err != nil {
-		return nil, err
+// fetchScope holds the objects that arrived with others during one Fetch or Open (a
+// server that cannot filter sends a commit's trees with it); only the objects used go to
+// the cache.
+type fetchScope map[oid]*packObject
+
+// object returns an object a verified object named: from the scope, the cache, else the
+// backend.
+func (s *GitSource) object(ctx context.Context, scope fetchScope, id oid, t objType, limit int64) ([]byte, error) {
+	if o, ok := scope[id]; ok && o.typ == t && int64(len(o.data)) <= limit {
+		s.cache.put(id, t, o.data)
+		return o.data, nil
 	}
-	r, err := obj.Reader()
+	if data, ok := s.cache.get(id, t); ok && int64(len(data)) <= limit {
+		return data, nil
+	}
+	objs, err := s.backend.object(ctx, id, t, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	return io.ReadAll(r)
+	o, ok := objs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %s was not sent", ErrInvalid, t, id.short())
+	}
+	if o.typ != t {
+		return nil, fmt.Errorf("%w: %s is a %s, not a %s", ErrInvalid, id.short(), o.typ, t)
+	}
+	for oid, o := range objs {
+		scope[oid] = o
+	}
+	s.cache.put(id, t, o.data)
+	return o.data, nil
 }
 
-// treeFiles opens files from the signed tag's tree, relative to the checksum file as
-// `sha256sum -c` would.
-type treeFiles struct {
-	tree *object.Tree
+// walk finds p in the tree root; nil when it is not there.
+func (s *GitSource) walk(ctx context.Context, scope fetchScope, root oid, p string) (*treeEntry, error) {
+	cur := root
+	parts := strings.Split(p, "/")
+	for i, name := range parts {
+		data, err := s.object(ctx, scope, cur, objTree, s.lim.tree)
+		if err != nil {
+			return nil, err
+		}
+		e, ok, err := lookupTree(data, name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tree %s: %v", ErrInvalid, cur.short(), err)
+		}
+		if !ok {
+			return nil, nil
+		}
+		if i == len(parts)-1 {
+			return &e, nil
+		}
+		if !e.isDir() {
+			return nil, nil
+		}
+		cur = e.id
+	}
+	return nil, nil
+}
+
+// gitFiles opens files from the signed tag's tree, relative to the checksum file as
+// `sha256sum -c` would. Nothing is fetched until a file is opened.
+type gitFiles struct {
+	src  *GitSource
+	root oid
 	dir  string
 }
 
-func (t treeFiles) open(_ context.Context, name string) (io.ReadCloser, error) {
-	p := path.Join(t.dir, strings.TrimPrefix(name, "./"))
+func (f *gitFiles) open(ctx context.Context, name string) (io.ReadCloser, error) {
+	p := path.Join(f.dir, strings.TrimPrefix(name, "./"))
 	if strings.HasPrefix(p, "../") || p == ".." || path.IsAbs(p) {
 		return nil, fmt.Errorf("%w: %q leaves the tree", ErrInvalid, name)
 	}
-	f, err := t.tree.File(p)
+	s := f.src
+	e, err := s.walk(ctx, fetchScope{}, f.root, p)
 	if err != nil {
+		return nil, s.redact(err)
+	}
+	if e == nil || !e.isFile() {
 		return nil, fmt.Errorf("%w: %q not in the tagged tree", ErrFileMissing, p)
 	}
-	return f.Reader()
+	rc, err := s.backend.openBlob(ctx, e.id, s.lim.releaseFile)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("%q in the tagged tree: %w", p, err))
+	}
+	return rc, nil
+}
+
+// sortTagRefs orders tags newest first as far as names tell: semantic versions by
+// precedence, then the other names.
+func sortTagRefs(refs []tagRef) {
+	ver := func(n string) string {
+		if !strings.HasPrefix(n, "v") {
+			n = "v" + n
+		}
+		if semver.IsValid(n) {
+			return n
+		}
+		return ""
+	}
+	sort.SliceStable(refs, func(i, j int) bool {
+		a, b := ver(refs[i].name), ver(refs[j].name)
+		switch {
+		case a != "" && b != "":
+			if c := semver.Compare(a, b); c != 0 {
+				return c > 0
+			}
+			return refs[i].name < refs[j].name
+		case a != "" || b != "":
+			return a != ""
+		}
+		return refs[i].name > refs[j].name
+	})
+}
+
+// redact removes credentials from an error's message, keeping what errors.Is finds.
+func (s *GitSource) redact(err error) error {
+	if err == nil || len(s.secrets) == 0 {
+		return err
+	}
+	msg := err.Error()
+	changed := false
+	for _, sec := range s.secrets {
+		if sec != "" && strings.Contains(msg, sec) {
+			msg = strings.ReplaceAll(msg, sec, "[redacted]")
+			changed = true
+		}
+	}
+	if !changed {
+		return err
+	}
+	return &gitRedactedError{msg: msg, err: err}
+}
+
+// gitRedactedError shows a redacted message; errors.Is and errors.As still see the cause.
+type gitRedactedError struct {
+	msg string
+	err error
+}
+
+func (e *gitRedactedError) Error() string { return e.msg }
+func (e *gitRedactedError) Unwrap() error { return e.err }
+
+// gitCache keeps verified objects by id (content-addressed, so never stale) and the
+// reasons tag objects were refused, both bounded.
+type gitCache struct {
+	mu      sync.Mutex
+	lim     *gitLimits
+	size    int64
+	lru     *list.List // of *cacheEntry, most recent first
+	byID    map[oid]*list.Element
+	refused map[oid]error
+}
+
+type cacheEntry struct {
+	id   oid
+	typ  objType
+	data []byte
+}
+
+func newGitCache(lim *gitLimits) *gitCache {
+	return &gitCache{lim: lim, lru: list.New(), byID: map[oid]*list.Element{}, refused: map[oid]error{}}
+}
+
+func (c *gitCache) get(id oid, t objType) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byID[id]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if e.typ != t {
+		return nil, false
+	}
+	c.lru.MoveToFront(el)
+	return e.data, true
+}
+
+// put keeps an object whose id was checked against its bytes.
+func (c *gitCache) put(id oid, t objType, data []byte) {
+	n := int64(len(data))
+	if n > c.lim.cacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byID[id]; ok {
+		return
+	}
+	c.byID[id] = c.lru.PushFront(&cacheEntry{id: id, typ: t, data: data})
+	c.size += n
+	for c.size > c.lim.cacheBytes {
+		old := c.lru.Back()
+		e := old.Value.(*cacheEntry)
+		c.lru.Remove(old)
+		delete(c.byID, e.id)
+		c.size -= int64(len(e.data))
+	}
+}
+
+func (c *gitCache) refusal(id oid) (error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err, ok := c.refused[id]
+	return err, ok
+}
+
+func (c *gitCache) refuse(id oid, reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.refused) >= c.lim.refusals {
+		clear(c.refused) // crude, bounded: they are found again at the cost of a fetch
+	}
+	c.refused[id] = reason
 }

@@ -79,6 +79,9 @@ type Release struct {
 	// verified again, later or elsewhere (the floor in the state bucket); nil when the source
 	// keeps none.
 	Evidence *Evidence
+	// TagObject is, for a git release, the id (hex SHA-1) of the signed tag object: the
+	// same id is the same signed release.
+	TagObject string
 
 	files fileOpener
 }
