@@ -611,4 +611,3 @@ func quote[T ~string | ~[]byte](s T) string {
 	}
 	return strconv.QuoteToASCII(string(s))
 }
-
