@@ -1,0 +1,3 @@
+package signing
+
+var clearsignedHeader = []byte("-----BEGIN PGP SIGNED MESSAGE-----")
