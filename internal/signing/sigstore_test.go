@@ -11,7 +11,10 @@ import (
 	"github.com/tamperguard/tamperguard/internal/checksum"
 )
 
-func sigstoreFixture(t testing.TB, name string) []byte { t.Helper(); return fixture(t, "sigstore", name) }
+func sigstoreFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	return fixture(t, "sigstore", name)
+}
 
 // The keyless message-signature bundle in sigstore-go's test data, made by a
 // Sigstore scaffolding instance (issuer http://oidc.local:8080, an otherName SAN);
