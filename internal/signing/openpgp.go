@@ -197,6 +197,13 @@ func (k *Keys) verifyOpenPGPTimed(message, data []byte, armored bool) (Verified,
 		}
 		body = block.Body
 	}
+	return k.verifySignaturePackets(message, body, nil)
+}
+
+// verifySignaturePackets checks the signature packets read from body over message.
+// accept, when set, vets each signature packet first (a clearsigned message
+// requires text signatures with a hash its Hash header lists).
+func (k *Keys) verifySignaturePackets(message []byte, body io.Reader, accept func(*packet.Signature) error) (Verified, error) {
 	packets := packet.NewReader(body)
 	var best error
 	n := 0
@@ -216,6 +223,11 @@ func (k *Keys) verifyOpenPGPTimed(message, data []byte, armored bool) (Verified,
 		switch p := p.(type) {
 		case *packet.Signature:
 			var signer Signer
+			if accept != nil {
+				if sigErr = accept(p); sigErr != nil {
+					break
+				}
+			}
 			signer, sigErr = k.checkOpenPGPSignature(message, p)
 			if sigErr == nil {
 				return Verified{Signer: signer, Time: p.CreationTime.UTC(), TimeSource: "openpgp"}, nil
