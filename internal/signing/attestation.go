@@ -89,7 +89,7 @@ func (k *Keys) VerifyAttestation(bundleJSON []byte, p AttestationPolicy) (a Atte
 	if k == nil {
 		k = &Keys{now: time.Now}
 	}
-	b, err := parseBundle(bundleJSON)
+	b, err := parseBundle(bundleJSON, nil)
 	if err != nil {
 		return Attestation{}, err
 	}

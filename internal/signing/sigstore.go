@@ -2,6 +2,7 @@ package signing
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -157,9 +158,14 @@ func (id SigstoreIdentity) compile() (verify.CertificateIdentity, error) {
 }
 
 // IsSigstoreBundle reports whether data is a Sigstore bundle: a JSON object whose
-// top-level mediaType is a Sigstore bundle media type. It reads the bytes only;
-// a true answer says nothing about whether the bundle verifies.
+// top-level mediaType is a Sigstore bundle media type, or the bundle format cosign
+// wrote before v3 (base64Signature, cert, rekorBundle; see legacybundle.go). It
+// reads the bytes only; a true answer says nothing about whether the bundle verifies.
 func IsSigstoreBundle(data []byte) bool {
+	return isProtoBundle(data) || isLegacyBundle(data)
+}
+
+func isProtoBundle(data []byte) bool {
 	head := bytes.TrimLeft(data, " \t\r\n")
 	if len(head) == 0 || head[0] != '{' || len(data) > MaxBundleSize {
 		return false
@@ -187,11 +193,19 @@ type Verified struct {
 }
 
 // parseBundle reads a Sigstore bundle strictly (bounded, media type checked).
-func parseBundle(data []byte) (*bundle.Bundle, error) {
+// artifactSHA256 is the artifact's SHA-256 when the caller knows it (a legacy
+// cosign bundle without a log entry needs it as its digest hint).
+func parseBundle(data, artifactSHA256 []byte) (*bundle.Bundle, error) {
 	if len(data) > MaxBundleSize {
 		return nil, refuse(ErrMalformed, "Sigstore bundle is %d bytes, more than the %d accepted", len(data), MaxBundleSize)
 	}
-	if !IsSigstoreBundle(data) {
+	if isLegacyBundle(data) {
+		converted, err := legacyToBundle(data, artifactSHA256)
+		if err != nil {
+			return nil, err
+		}
+		data = converted
+	} else if !isProtoBundle(data) {
 		return nil, refuse(ErrMalformed, "not a Sigstore bundle (no Sigstore bundle mediaType)")
 	}
 	var b bundle.Bundle
@@ -320,7 +334,7 @@ func bundleRefusal(err error) error {
 		return refuse(ErrSigstorePolicy, "certificate identity is not pinned: %s", msg)
 	case strings.Contains(msg, "certificate") && (strings.Contains(msg, "expired") || strings.Contains(msg, "not yet valid") || strings.Contains(msg, "valid at")):
 		return refuse(ErrKeyExpired, "Sigstore certificate not valid at any verified timestamp: %s", msg)
-	case strings.Contains(msg, "threshold not met") || strings.Contains(msg, "timestamp"):
+	case strings.Contains(msg, "threshold not met") || strings.Contains(msg, "timestamp") || strings.Contains(msg, "log entries"):
 		return refuse(ErrBadSignature, "Sigstore bundle lacks a verified timestamp or log entry: %s", msg)
 	default:
 		return refuse(ErrBadSignature, "Sigstore bundle does not verify: %s", msg)
@@ -356,7 +370,8 @@ func (k *Keys) VerifyBundle(message, bundleJSON []byte) (v Verified, err error) 
 	if k == nil {
 		k = &Keys{now: time.Now}
 	}
-	b, err := parseBundle(bundleJSON)
+	sum := sha256.Sum256(message)
+	b, err := parseBundle(bundleJSON, sum[:])
 	if err != nil {
 		return Verified{}, err
 	}
@@ -391,7 +406,11 @@ func (k *Keys) VerifyBundleDigest(sum checksum.Sum, bundleJSON []byte) (v Verifi
 	default:
 		return Verified{}, refuse(ErrMalformed, "no digest to verify the Sigstore bundle against")
 	}
-	b, err := parseBundle(bundleJSON)
+	var hint []byte
+	if d, ok := sum.SHA256(); ok {
+		hint = d[:]
+	}
+	b, err := parseBundle(bundleJSON, hint)
 	if err != nil {
 		return Verified{}, err
 	}
