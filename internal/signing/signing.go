@@ -1,6 +1,10 @@
 // Package signing verifies release signatures against keys pinned in
 // tamperguard's own configuration: detached signatures over checksum files
-// (OpenPGP, SSH, cosign key pair) and git tag signatures (OpenPGP, SSH).
+// (OpenPGP, SSH, cosign key pair), git tag signatures (OpenPGP, SSH), Sigstore
+// bundles (key-based with the pinned cosign keys, keyless with pinned identities,
+// verified offline against a pinned trusted root; sigstore.go), GitHub artifact
+// attestations (attestation.go), clearsigned OpenPGP files (clearsigned.go) and
+// k-of-n signing over distinct pinned keys (threshold.go).
 //
 // Signatures and signed data come from places an attacker may control, so the
 // package is strict and says why it refused: it only trusts pinned keys (never
