@@ -5,7 +5,7 @@
 #                          key made here);
 #   testdata/threshold/    one detached signature file signed by two TEST-ONLY keys
 #                          (the clearsign key and a second one);
-#   testdata/sigstore/SHA256SUMS.cosign-key.sigstore.json
+#   testdata/sigstore/SHA256SUMS.cosign-key.sigstore.json (and .legacy.json)
 #                          cosign v3 "sign-blob --bundle" with the TEST-ONLY cosign
 #                          key pair of testdata/keys (no transparency log: the
 #                          generator runs offline).
@@ -63,7 +63,7 @@ printf 'batch\nno-tty\npinentry-mode loopback\n' >"$GNUPGHOME/gpg.conf"
 
 # ---------------------------------------------------------------- clearsigned
 mkdir -p "$clear"
-rm -f "$clear"/SHA256SUMS* "$clear"/notes.txt* "$clear"/clearsign-ed25519.asc "$clear"/FINGERPRINT
+rm -f "$clear"/SHA256SUMS* "$clear"/notes.txt* "$clear"/oneline.txt* "$clear"/clearsign-ed25519.asc "$clear"/FINGERPRINT
 
 cat >"$tmp/key.params" <<'EOF'
 %no-protection
@@ -96,6 +96,12 @@ clearsign() { # IN OUT [gpg options...]
 clearsign SHA256SUMS SHA256SUMS.asc
 clearsign SHA256SUMS SHA256SUMS.sha512.asc --digest-algo SHA512
 clearsign notes.txt notes.txt.asc
+# A binary-mode (0x00) detached signature over one line without a newline: those
+# bytes are also what a clearsigned frame around them would hash, so the tests can
+# check that a non-text signature in a clearsigned frame is refused.
+printf 'one line, no newline' >"$clear/oneline.txt"
+gpg --faked-system-time '20250601T120000!' --yes --armor --local-user "$fpr" \
+	--detach-sign --output "$clear/oneline.txt.binary.asc" "$clear/oneline.txt" 2>/dev/null
 # What gpg says the signed text is (the reference the tests compare with).
 gpg --output "$clear/notes.txt.gpg-output" --decrypt "$clear/notes.txt.asc" 2>/dev/null
 
@@ -125,6 +131,13 @@ mkdir -p "$sigstore"
 		{ cat "$tmp/cosign.log" >&2; exit 1; }
 	"$cosign_bin" verify-blob --key "$here/keys/cosign.pub" --insecure-ignore-tlog=true \
 		--bundle "$sigstore/SHA256SUMS.cosign-key.sigstore.json" "$here/release/SHA256SUMS" >/dev/null 2>"$tmp/cosign.log" ||
+		{ cat "$tmp/cosign.log" >&2; exit 1; }
+	# The bundle format cosign wrote before v3 (still written with --new-bundle-format=false).
+	"$cosign_bin" sign-blob --yes --key cosign.key --tlog-upload=false --use-signing-config=false --new-bundle-format=false \
+		--bundle "$sigstore/SHA256SUMS.cosign-key.legacy.json" "$here/release/SHA256SUMS" >/dev/null 2>"$tmp/cosign.log" ||
+		{ cat "$tmp/cosign.log" >&2; exit 1; }
+	"$cosign_bin" verify-blob --key "$here/keys/cosign.pub" --insecure-ignore-tlog=true \
+		--bundle "$sigstore/SHA256SUMS.cosign-key.legacy.json" "$here/release/SHA256SUMS" >/dev/null 2>"$tmp/cosign.log" ||
 		{ cat "$tmp/cosign.log" >&2; exit 1; }
 )
 printf '%s\n' "$cosign_version" >"$sigstore/COSIGN_VERSION"

@@ -72,3 +72,20 @@ func TestClearsignedDashEscapingAndWhitespace(t *testing.T) {
 	_, _, err = k.VerifyClearsigned(unescaped)
 	assertRefused(t, err, ErrBadSignature)
 }
+
+// A clearsigned message is signed in text mode (RFC 4880 7.1). A binary-mode
+// signature by the pinned key, over exactly the bytes the frame hashes, is still
+// refused: the frame is not what the signer made.
+func TestClearsignedBinarySignatureRefused(t *testing.T) {
+	k := clearsignKeys(t)
+	line := fixture(t, "clearsigned", "oneline.txt")
+	sig := fixture(t, "clearsigned", "oneline.txt.binary.asc")
+	_, err := k.Verify(line, sig)
+	require.NoError(t, err, "the detached signature itself is good")
+
+	framed := append([]byte("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n"), line...)
+	framed = append(append(framed, '\n'), sig...)
+	_, _, err = k.VerifyClearsigned(framed)
+	assertRefused(t, err, ErrMalformed)
+	assert.Contains(t, err.Error(), "not a text signature")
+}
