@@ -1,9 +1,9 @@
 package signing
 
 import (
-	"encoding/json"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/json"
 	"testing"
 	"time"
 
