@@ -144,3 +144,16 @@ func mustSum512(t *testing.T) checksum.Sum {
 	require.NoError(t, err)
 	return s
 }
+
+// A log time after our own clock (plus skew) is not believed: either the clock or
+// the log is wrong, and rollback marks must not be fed a date from the future.
+func TestSigstoreTimeInTheFuture(t *testing.T) {
+	k, err := NewKeys(nil, nil, nil, Options{
+		Now:      func() time.Time { return time.Date(2025, 12, 5, 16, 0, 0, 0, time.UTC) },
+		Sigstore: SigstoreOptions{TrustedRoot: sigstoreFixture(t, "trusted_root.public-good.json"), Identities: []SigstoreIdentity{grIdentity}},
+	})
+	require.NoError(t, err)
+	_, err = k.Verify(sigstoreFixture(t, grSums), sigstoreFixture(t, grBundle))
+	assertRefused(t, err, ErrBadSignature)
+	assert.Contains(t, err.Error(), "in the future")
+}
