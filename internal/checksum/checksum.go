@@ -336,8 +336,11 @@ func ParseAll(data []byte) (*File, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTooLarge, len(data), MaxFileSize)
 	}
-	// Size the index for the common case of one entry per ~80-byte line.
-	f := &File{index: make(map[string]int, min(len(data)/80, 1<<16))}
+	// Size for one entry per line (at most: blank lines, comments and a second
+	// algorithm's line take no entry of their own), so nothing grows while parsing.
+	// The shortest entry line is 64 hex digits, two spaces and a one-byte name.
+	lines := min(bytes.Count(data, []byte{'\n'})+1, len(data)/67+1, 1<<16)
+	f := &File{index: make(map[string]int, lines), entries: make([]Entry, 0, lines)}
 	for lineNo := 1; len(data) > 0; lineNo++ {
 		var line []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {

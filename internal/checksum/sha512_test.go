@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -230,3 +231,25 @@ func TestNewHash(t *testing.T) {
 	assert.Equal(t, "SHA-512", SHA512.Name())
 	assert.False(t, Algorithm(9).Valid())
 }
+
+func BenchmarkParseAllMixed(b *testing.B) {
+	var sb strings.Builder
+	for i := range 1000 {
+		name := "dist/pkg-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "-" + itoa(i)
+		sb.WriteString(sum256(name).String() + "  " + name + "\n")
+		sb.WriteString("SHA512 (" + name + ") = " + sum512(name).String() + "\n")
+	}
+	data := []byte(sb.String())
+	f, err := ParseAll(data)
+	require.NoError(b, err)
+	require.Equal(b, 1000, f.Len())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseAll(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
