@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -77,9 +78,9 @@ func (k *Keys) VerifyThreshold(message []byte, sigs [][]byte, threshold int) (Th
 	}
 	if len(res.Refused) > 0 {
 		msg += "; first refusal: " + res.Refused[0].Error()
-		if len(msg) > 360 {
-			msg = msg[:360] + "…"
-		}
+	}
+	if len(msg) > 300 {
+		msg = quoteCut(msg, 300)
 	}
 	return res, refuse(ErrThresholdNotMet, "%s", msg)
 }
@@ -155,4 +156,17 @@ func (k *Keys) verifyEach(message, sig []byte) (found []Verified, err error) {
 		return nil, refuse(ErrMalformed, "OpenPGP data holds no signature")
 	}
 	return found, best
+}
+
+// quoteCut shortens an already printable message to at most max bytes, on a rune
+// boundary.
+func quoteCut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
