@@ -6,7 +6,9 @@
 #
 # Idempotent: it deletes and rewrites everything it owns (testdata/keys,
 # testdata/release, testdata/git, the generated block of testdata/README.md,
-# and through gen-signing.sh testdata/ssh and testdata/openpgp-policy).
+# through gen-signing.sh testdata/ssh and testdata/openpgp-policy, and through
+# gen-formats.sh testdata/clearsigned, testdata/threshold and the generated files
+# of testdata/sigstore).
 # Key material is random, so fingerprints change on every run; the tests read
 # them from testdata/keys/FINGERPRINTS, which this script writes from the
 # tools' own output. The default test suite never runs this script.
@@ -372,5 +374,7 @@ fi
 # The signature-policy fixtures (testdata/ssh, testdata/openpgp-policy) have a
 # script of their own, so they can be remade without touching the ones above.
 "$here/gen-signing.sh"
+# The release-format fixtures (clearsigned files, k-of-n, cosign v3 bundles) too.
+"$here/gen-formats.sh"
 
 echo "gen.sh: fixtures regenerated (cosign $cosign_version)" >&2

@@ -181,6 +181,10 @@ func TestParseValid(t *testing.T) {
 			f, err := Parse([]byte(tt.input))
 			require.NoError(t, err)
 			require.NotNil(t, f)
+			// Single SHA-256 listings: the strongest Sum is the SHA-256 digest.
+			for i := range tt.want {
+				tt.want[i].Sum = tt.want[i].Digest.Sum()
+			}
 			assert.Equal(t, tt.want, f.Entries())
 			assert.Equal(t, len(tt.want), f.Len())
 			for _, e := range tt.want {
@@ -205,16 +209,17 @@ func TestParseErrors(t *testing.T) {
 		is       error // sentinel matched besides ErrMalformed, if any
 	}{
 		// digest shape
-		{"digest too short", valid + hexX[:63] + "  x\n", 2, "not a SHA-256 digest (63 hex digits)", nil},
-		{"digest too long", valid + hexX + "0  x\n", 2, "not a SHA-256 digest (65 hex digits)", nil},
+		{"digest too short", valid + hexX[:63] + "  x\n", 2, "not a SHA-256 or SHA-512 digest (63 hex digits)", nil},
+		{"digest too long", valid + hexX + "0  x\n", 2, "not a SHA-256 or SHA-512 digest (65 hex digits)", nil},
 		{"sha1 digest", "f572d396fae9206628714fb2ce00f72e94f2258f  hello.txt\n", 1,
-			"not a SHA-256 digest (40 hex digits); looks like SHA-1", nil},
-		{"sha512 digest", valid + "# next\n" + strings.Repeat("e7", 64) + "  hello.txt\n", 3,
-			"not a SHA-256 digest (128 hex digits); looks like SHA-512", nil},
-		{"md5 digest", "b1946ac92492d2347c6235b4d2611184  hello.txt\n", 1, "not a SHA-256 digest (32 hex digits)", nil},
+			"not a SHA-256 or SHA-512 digest (40 hex digits); looks like SHA-1", nil},
+		{"sha512 digest only", valid + "# next\n" + strings.Repeat("e7", 64) + "  hello.txt\n", 3,
+			`"hello.txt" is listed with SHA-512 only`, ErrNoSHA256},
+		{"sha384 digest", valid + strings.Repeat("e7", 48) + "  hello.txt\n", 2, "(96 hex digits); looks like SHA-384", nil},
+		{"md5 digest", "b1946ac92492d2347c6235b4d2611184  hello.txt\n", 1, "not a SHA-256 or SHA-512 digest (32 hex digits); looks like MD5", nil},
 		{"non-hex in digest", valid + hexX[:20] + "g" + hexX[21:] + "  x\n", 2, `invalid character "g" in digest`, nil},
-		{"non-hex at start", "hello world\n", 1, `expected a 64-hex-digit SHA-256 digest`, nil},
-		{"base64 digest", "LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=  x\n", 1, `expected a 64-hex-digit SHA-256 digest`, nil},
+		{"non-hex at start", "hello world\n", 1, `expected a 64- or 128-hex-digit digest`, nil},
+		{"base64 digest", "LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=  x\n", 1, `expected a 64- or 128-hex-digit digest`, nil},
 		{"digest with 0x prefix", "0x" + hexX + "  x\n", 1, `invalid character "x" in digest`, nil},
 
 		// separator
@@ -224,8 +229,8 @@ func TestParseErrors(t *testing.T) {
 		{"name glued to digest", valid + hexX + "x\n", 2, `missing separator after digest: expected two spaces or " *" before the file name, found "x"`, nil},
 		{"star glued to digest", valid + hexX + "*x\n", 2, `missing separator after digest`, nil},
 		{"tab separator", valid + hexX + "\tx\n", 2, `missing separator after digest`, nil},
-		{"single space", valid + hexX + " x\n", 2, "a single space between digest and file name is not sha256sum format", nil},
-		{"single space before paren", hexX + " (x)\n", 1, "a single space between digest and file name is not sha256sum format", nil},
+		{"single space", valid + hexX + " x\n", 2, "a single space between digest and file name is not sha256sum/sha512sum format", nil},
+		{"single space before paren", hexX + " (x)\n", 1, "a single space between digest and file name is not sha256sum/sha512sum format", nil},
 		{"leading whitespace", " " + valid, 1, "whitespace before the digest", nil},
 		{"leading tab", "\t" + valid, 1, "whitespace before the digest", nil},
 		{"bom", "\xef\xbb\xbf" + valid, 1, "byte order mark", nil},
@@ -247,11 +252,14 @@ func TestParseErrors(t *testing.T) {
 		{"escaped name too long", `\` + hexX + "  " + strings.Repeat(`\n`, MaxNameLen+1) + "\n", 1, "over the 4096-byte limit", nil},
 		{"invalid escape", valid + `\` + hexX + `  a\tb` + "\n", 2, `invalid escape sequence "\\t" in file name`, nil},
 		{"lone trailing backslash", valid + `\` + hexX + `  ab\` + "\n", 2, "file name ends in a lone backslash", nil},
-		{"backslash only", valid + "\\\n", 2, "expected a SHA-256 digest after the leading backslash", nil},
+		{"backslash only", valid + "\\\n", 2, "expected a digest after the leading backslash", nil},
 
 		// bsd tags
-		{"md5 tag", "MD5 (hello.txt) = b1946ac92492d2347c6235b4d2611184\n", 1, `unsupported algorithm tag "MD5": only SHA256 is accepted`, nil},
-		{"sha512 tag", valid + "SHA512 (hello.txt) = " + strings.Repeat("e7", 64) + "\n", 2, `unsupported algorithm tag "SHA512"`, nil},
+		{"md5 tag", "MD5 (hello.txt) = b1946ac92492d2347c6235b4d2611184\n", 1, `unsupported algorithm tag "MD5": only SHA256 and SHA512 are accepted`, nil},
+		{"sha512 tag only", valid + "SHA512 (hello.txt) = " + strings.Repeat("e7", 64) + "\n", 2, `"hello.txt" is listed with SHA-512 only`, ErrNoSHA256},
+		{"sha384 tag", "SHA384 (x) = " + strings.Repeat("e7", 48) + "\n", 1, `unsupported algorithm tag "SHA384"`, nil},
+		{"sha512 tag with sha256 digest", valid + "SHA512 (x) = " + hexX + "\n", 2, "not a SHA-512 digest (64 hex digits); looks like SHA-256", nil},
+		{"sha256 tag with sha512 digest", "SHA256 (x) = " + strings.Repeat("e7", 64) + "\n", 1, "not a SHA-256 digest (128 hex digits); looks like SHA-512", nil},
 		{"blake2 tag", "BLAKE2b-256 (x) = " + hexX + "\n", 1, `unsupported algorithm tag "BLAKE2b-256"`, nil},
 		{"lower-case tag", "sha256 (x) = " + hexX + "\n", 1, `unsupported algorithm tag "sha256"`, nil},
 		{"sha256 tag with sha1 digest", "SHA256 (x) = f572d396fae9206628714fb2ce00f72e94f2258f\n", 1, "not a SHA-256 digest (40 hex digits)", nil},
@@ -260,16 +268,16 @@ func TestParseErrors(t *testing.T) {
 		{"tag without digest", "SHA256 (x) = \n", 1, "missing digest", nil},
 		{"tag without equals", "SHA256 (x) " + hexX + "\n", 1, "malformed tag line", nil},
 		{"tag without closing paren", "SHA256 (x = " + hexX + "\n", 1, "malformed tag line", nil},
-		{"openssl format", "SHA2-256(x)= " + hexX + "\n", 1, "expected a 64-hex-digit SHA-256 digest", nil},
+		{"openssl format", "SHA2-256(x)= " + hexX + "\n", 1, "expected a 64- or 128-hex-digit digest", nil},
 
 		// duplicates
 		{"duplicate same digest", valid + hexX + "  x\n" + valid, 3,
-			`duplicate entry for name "ok.txt" (first listed on line 1, again on line 3)`, ErrDuplicate},
+			`duplicate SHA-256 entry for name "ok.txt" (first listed on line 1, again on line 3)`, ErrDuplicate},
 		{"duplicate different digest", "# header\n" + hexX + "  x\n\n" + hexHello + "  x\n", 4,
-			`duplicate entry for name "x" (first listed on line 2, again on line 4)`, ErrDuplicate},
+			`conflicting SHA-256 digests for name "x" (line 2 and line 4 differ)`, ErrConflict},
 		{"duplicate text and binary", hexX + "  x\n" + hexX + " *x\n", 2, "first listed on line 1, again on line 2", ErrDuplicate},
 		{"duplicate text and tag", hexX + "  x\nSHA256 (x) = " + hexX + "\n", 2, "first listed on line 1", ErrDuplicate},
-		{"duplicate via escaping", hexX + `  a\b` + "\n" + `\` + hexX + `  a\\b` + "\n", 2, `duplicate entry for name "a\\b"`, ErrDuplicate},
+		{"duplicate via escaping", hexX + `  a\b` + "\n" + `\` + hexX + `  a\\b` + "\n", 2, `duplicate SHA-256 entry for name "a\\b"`, ErrDuplicate},
 		{"duplicate CRLF and LF", hexX + "  x\r\n" + hexX + "  x\n", 2, "first listed on line 1", ErrDuplicate},
 
 		// whole file
@@ -292,6 +300,7 @@ func TestParseErrors(t *testing.T) {
 			} else {
 				assert.NotErrorIs(t, err, ErrDuplicate)
 				assert.NotErrorIs(t, err, ErrNoEntries)
+				assert.NotErrorIs(t, err, ErrNoSHA256)
 			}
 			if tt.line > 0 {
 				assert.True(t, strings.HasPrefix(err.Error(), fmt.Sprintf("checksum file: line %d: ", tt.line)), err.Error())

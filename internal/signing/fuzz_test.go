@@ -73,6 +73,11 @@ func FuzzVerifyDetached(f *testing.F) {
 	f.Add(bytes.ReplaceAll(msg, []byte("\n"), []byte("\r\n")), release(f, "SHA256SUMS.textmode.asc"))
 	f.Add([]byte("x"), []byte("-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n"))
 	f.Add([]byte{}, []byte{0x88, 0x00})
+	// Formats told apart by content: a Sigstore bundle, a clearsigned file, a
+	// signature file with two OpenPGP signatures.
+	f.Add(msg, fixture(f, "sigstore", "othername.sigstore.json"))
+	f.Add(msg, fixture(f, "clearsigned", "SHA256SUMS.asc"))
+	f.Add(msg, fixture(f, "threshold", "SHA256SUMS.2of2.asc"))
 
 	noCatch(f)
 	f.Fuzz(func(t *testing.T, message, sig []byte) {

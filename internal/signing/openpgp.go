@@ -180,17 +180,30 @@ func (k *Keys) checkEntity(e *openpgp.Entity, fp string) error {
 // With several signature packets, one good signature by a pinned key is
 // enough; otherwise the most telling refusal is returned.
 func (k *Keys) verifyOpenPGP(message, data []byte, armored bool) (Signer, error) {
+	v, err := k.verifyOpenPGPTimed(message, data, armored)
+	return v.Signer, err
+}
+
+// verifyOpenPGPTimed is verifyOpenPGP with the good signature's creation time.
+func (k *Keys) verifyOpenPGPTimed(message, data []byte, armored bool) (Verified, error) {
 	var body io.Reader = bytes.NewReader(data)
 	if armored {
 		block, err := armor.Decode(body)
 		if err != nil {
-			return Signer{}, refuse(ErrMalformed, "unreadable OpenPGP armor (%s)", libErr(err))
+			return Verified{}, refuse(ErrMalformed, "unreadable OpenPGP armor (%s)", libErr(err))
 		}
 		if block.Type != openpgp.SignatureType {
-			return Signer{}, refuse(ErrMalformed, "armored block is %s, not a PGP SIGNATURE", quote(block.Type, 40))
+			return Verified{}, refuse(ErrMalformed, "armored block is %s, not a PGP SIGNATURE", quote(block.Type, 40))
 		}
 		body = block.Body
 	}
+	return k.verifySignaturePackets(message, body, nil)
+}
+
+// verifySignaturePackets checks the signature packets read from body over message.
+// accept, when set, vets each signature packet first (a clearsigned message
+// requires text signatures with a hash its Hash header lists).
+func (k *Keys) verifySignaturePackets(message []byte, body io.Reader, accept func(*packet.Signature) error) (Verified, error) {
 	packets := packet.NewReader(body)
 	var best error
 	n := 0
@@ -200,33 +213,38 @@ func (k *Keys) verifyOpenPGP(message, data []byte, armored bool) (Signer, error)
 			break
 		}
 		if err != nil {
-			return Signer{}, refuse(ErrMalformed, "unreadable OpenPGP packet (%s)", libErr(err))
+			return Verified{}, refuse(ErrMalformed, "unreadable OpenPGP packet (%s)", libErr(err))
 		}
 		n++
 		if n > maxSignaturePackets {
-			return Signer{}, refuse(ErrMalformed, "more than %d OpenPGP packets", maxSignaturePackets)
+			return Verified{}, refuse(ErrMalformed, "more than %d OpenPGP packets", maxSignaturePackets)
 		}
 		var sigErr error
 		switch p := p.(type) {
 		case *packet.Signature:
 			var signer Signer
+			if accept != nil {
+				if sigErr = accept(p); sigErr != nil {
+					break
+				}
+			}
 			signer, sigErr = k.checkOpenPGPSignature(message, p)
 			if sigErr == nil {
-				return signer, nil
+				return Verified{Signer: signer, Time: p.CreationTime.UTC(), TimeSource: "openpgp"}, nil
 			}
 		case *packet.UnsupportedPacket:
 			sigErr = refuse(ErrWeakAlgorithm, "OpenPGP packet with an unsupported algorithm or version (%s)", libErr(p.Error))
 		default:
-			return Signer{}, refuse(ErrMalformed, "OpenPGP data holds a packet that is not a signature")
+			return Verified{}, refuse(ErrMalformed, "OpenPGP data holds a packet that is not a signature")
 		}
 		if best == nil || rank(sigErr) > rank(best) {
 			best = sigErr
 		}
 	}
 	if best == nil {
-		return Signer{}, refuse(ErrMalformed, "OpenPGP data holds no signature")
+		return Verified{}, refuse(ErrMalformed, "OpenPGP data holds no signature")
 	}
-	return Signer{}, best
+	return Verified{}, best
 }
 
 // rank orders refusals from several signature packets: a problem with a

@@ -1,6 +1,10 @@
 // Package signing verifies release signatures against keys pinned in
 // tamperguard's own configuration: detached signatures over checksum files
-// (OpenPGP, SSH, cosign key pair) and git tag signatures (OpenPGP, SSH).
+// (OpenPGP, SSH, cosign key pair), git tag signatures (OpenPGP, SSH), Sigstore
+// bundles (key-based with the pinned cosign keys, keyless with pinned identities,
+// verified offline against a pinned trusted root; sigstore.go), GitHub artifact
+// attestations (attestation.go), clearsigned OpenPGP files (clearsigned.go) and
+// k-of-n signing over distinct pinned keys (threshold.go).
 //
 // Signatures and signed data come from places an attacker may control, so the
 // package is strict and says why it refused: it only trusts pinned keys (never
@@ -125,14 +129,21 @@ func because(reason error, format string, args ...any) error {
 
 // KeyError says which configured key could not be used, so that the config
 // loader can point at the right line. Index is the position (0-based) of the
-// item in the slice given to NewKeys for that scheme.
+// item in the slice given to NewKeys for that scheme (for "sigstore", in
+// Options.Sigstore.Identities), or -1 for the scheme's settings as a whole (the
+// Sigstore trusted root).
 type KeyError struct {
 	Scheme string
 	Index  int
 	Err    error
 }
 
-func (e *KeyError) Error() string { return fmt.Sprintf("%s key #%d: %v", e.Scheme, e.Index, e.Err) }
+func (e *KeyError) Error() string {
+	if e.Index < 0 {
+		return fmt.Sprintf("%s: %v", e.Scheme, e.Err)
+	}
+	return fmt.Sprintf("%s key #%d: %v", e.Scheme, e.Index, e.Err)
+}
 func (e *KeyError) Unwrap() error { return e.Err }
 
 // Options tune NewKeys.
@@ -147,6 +158,10 @@ type Options struct {
 	// Logger receives the warnings about relaxed (…Unsafe) policy being used; nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	// Sigstore configures Sigstore bundles: the pinned trusted root and the
+	// keyless identities. Key-based bundles use the cosign keys.
+	Sigstore SigstoreOptions
 }
 
 // Keys is an immutable set of pinned keys; safe for concurrent use.
@@ -157,6 +172,8 @@ type Keys struct {
 	pgp    []*pgpKey
 	ssh    []*sshKey
 	cosign []*cosignKey
+	// sigstore is nil when no trusted root and no identity is configured.
+	sigstore *sigstoreConfig
 }
 
 // NewKeys parses pinned keys: openpgp items are armored or binary public keys
@@ -196,12 +213,23 @@ func NewKeys(openpgp, ssh, cosign [][]byte, opts Options) (*Keys, error) {
 		}
 		k.cosign = append(k.cosign, keys...)
 	}
+	if len(bytes.TrimSpace(opts.Sigstore.TrustedRoot)) > 0 || len(opts.Sigstore.Identities) > 0 {
+		sc, err := loadSigstore(opts.Sigstore)
+		if err != nil {
+			var ke *KeyError
+			if errors.As(err, &ke) {
+				return nil, err
+			}
+			return nil, &KeyError{Scheme: "sigstore", Index: -1, Err: err}
+		}
+		k.sigstore = sc
+	}
 	return k, nil
 }
 
 // Empty reports whether no key is pinned (every verification would fail).
 func (k *Keys) Empty() bool {
-	return k == nil || len(k.pgp)+len(k.ssh)+len(k.cosign) == 0
+	return k == nil || len(k.pgp)+len(k.ssh)+len(k.cosign) == 0 && (k.sigstore == nil || len(k.sigstore.identities) == 0)
 }
 
 // Signers lists the pinned keys, e.g. to log what a deployment trusts.
@@ -229,32 +257,47 @@ var (
 )
 
 // VerifyDetached checks sig over message. The format is told by the bytes:
-// armored OpenPGP, binary OpenPGP, armored SSH (namespace "file", or one its
-// entry's namespaces="..." allows; time-bounded entries are judged at the
-// current time: a detached SSH signature carries no date), otherwise a base64
-// cosign signature.
+// a Sigstore bundle (see VerifyBundle), armored OpenPGP, binary OpenPGP, armored
+// SSH (namespace "file", or one its entry's namespaces="..." allows;
+// time-bounded entries are judged at the current time: a detached SSH
+// signature carries no date), otherwise a base64 cosign signature. Verify also
+// returns the signed time.
 func (k *Keys) VerifyDetached(message, sig []byte) (signer Signer, err error) {
+	v, err := k.Verify(message, sig)
+	return v.Signer, err
+}
+
+// Verify is VerifyDetached returning the signed time where the format has one
+// (Verified.Time).
+func (k *Keys) Verify(message, sig []byte) (v Verified, err error) {
+	if IsSigstoreBundle(sig) {
+		return k.VerifyBundle(message, sig)
+	}
 	defer recoverParser(&err)
 	head, err := checkSize(sig)
 	if err != nil {
-		return Signer{}, err
+		return Verified{}, err
 	}
 	if k == nil {
 		k = &Keys{now: time.Now, log: slog.Default()}
 	}
 	switch {
 	case bytes.HasPrefix(head, pgpSignatureHeader):
-		return k.verifyOpenPGP(message, head, true)
+		return k.verifyOpenPGPTimed(message, head, true)
 	case bytes.HasPrefix(head, sshSignatureHeader):
 		now := k.now().UTC()
-		return k.verifySSH(message, head, sshContext{at: now,
+		signer, err := k.verifySSH(message, head, sshContext{at: now,
 			atText: "verified " + now.Format(time.RFC3339) + "; a detached signature is judged at the current time"})
+		return Verified{Signer: signer}, err
+	case bytes.HasPrefix(head, clearsignedHeader):
+		return Verified{}, refuse(ErrMalformed, "a clearsigned message is not a detached signature; give the clearsigned file itself as the signed file (VerifyClearsigned)")
 	case bytes.HasPrefix(head, armorHeader):
-		return Signer{}, refuse(ErrMalformed, "unsupported armored block %s", armorType(head))
+		return Verified{}, refuse(ErrMalformed, "unsupported armored block %s", armorType(head))
 	case sig[0]&0x80 != 0: // an OpenPGP packet tag always has the top bit set
-		return k.verifyOpenPGP(message, sig, false)
+		return k.verifyOpenPGPTimed(message, sig, false)
 	default:
-		return k.verifyCosign(message, sig)
+		signer, err := k.verifyCosign(message, sig)
+		return Verified{Signer: signer}, err
 	}
 }
 
