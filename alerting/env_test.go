@@ -39,11 +39,11 @@ func TestFromEnvWithoutSlackLogsOnly(t *testing.T) {
 	recs = logs.Records(t)
 	require.Len(t, recs, 3, "no further startup line, nothing for ok")
 	assert.Equal(t, "ERROR", recs[1]["level"])
-	assert.Equal(t, "Tampered object restored: gs://dl.example.org/install/uploader.sh", recs[1]["msg"])
+	assert.Equal(t, "✅ Restored · gs://dl.example.org/install/uploader.sh", recs[1]["msg"])
 	assert.Equal(t, Text(Render(d, RenderOptions{})), recs[1]["alert"])
 	assert.Equal(t, "install/uploader.sh", recs[1]["object"])
 	assert.Equal(t, "WARN", recs[2]["level"])
-	assert.Contains(t, recs[2]["msg"], "Release could not be verified: signature refused")
+	assert.Contains(t, recs[2]["msg"], "⚠️ Could not verify · gs://dl.example.org/install/uploader.sh")
 }
 
 func TestFromEnvBotToken(t *testing.T) {

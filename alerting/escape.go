@@ -30,9 +30,9 @@ const (
 	// block can be closed), a zero-width space follows every @ (so no @here, @channel,
 	// @everyone), and controls, bidi overrides and invalid UTF-8 are replaced.
 	modeSlack escMode = iota
-	// modeHeader: modeSlack for a plain_text header, which cannot hold a code span; a
-	// zero-width space after every "." and ":" also keeps a client from turning a name
-	// like "evil.example/login" or "https://…" into a link.
+	// modeHeader: a plain_text header, where Slack parses no links, mentions or formatting:
+	// & < > become entities, a zero-width space follows every @, controls are replaced, and
+	// nothing else changes, so that the gs:// path in it can be copied as it is.
 	modeHeader
 	// modeDisplay: what a person reads (Text, logs): controls, bidi overrides and invalid
 	// UTF-8 replaced, nothing else changed.
@@ -91,11 +91,17 @@ func mapRune(dst []byte, r rune, size int, mode escMode, expandTabs bool) []byte
 	}
 	if mode == modeHeader {
 		switch r {
-		case '.', ':':
-			return append(utf8.AppendRune(dst, r), zwsp...)
+		case '&':
+			return append(dst, "&amp;"...)
+		case '<':
+			return append(dst, "&lt;"...)
+		case '>':
+			return append(dst, "&gt;"...)
+		case '@':
+			return append(dst, "@"+zwsp...) // no @here, even in a client that parsed it
 		}
 	}
-	if mode == modeSlack || mode == modeHeader {
+	if mode == modeSlack {
 		switch r {
 		case '&':
 			return append(dst, "&amp;"...)

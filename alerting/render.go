@@ -34,7 +34,15 @@ type RenderOptions struct {
 	// DefaultMaxAge is assumed for a bad generation served without Cache-Control
 	// (default DefaultMaxAge).
 	DefaultMaxAge time.Duration
+	// Deployment names the tamperguard deployment (Terraform's name_prefix) in the alert's
+	// context; Version is tamperguard's own.
+	Deployment, Version string
+	// RunbookURL is where the "Runbook" button points (default DefaultRunbookURL).
+	RunbookURL string
 }
+
+// DefaultRunbookURL is the runbook section of the deployment's documentation.
+const DefaultRunbookURL = "https://github.com/tamperguard/tamperguard/blob/main/terraform/README.md#runbook"
 
 func (o RenderOptions) withDefaults() RenderOptions {
 	if !safeBase(o.ConsoleBase) {
@@ -43,6 +51,9 @@ func (o RenderOptions) withDefaults() RenderOptions {
 	o.ConsoleBase = strings.TrimRight(o.ConsoleBase, "/")
 	if o.DefaultMaxAge <= 0 {
 		o.DefaultMaxAge = DefaultMaxAge
+	}
+	if !safeBase(o.RunbookURL) {
+		o.RunbookURL = DefaultRunbookURL
 	}
 	return o
 }
@@ -81,7 +92,11 @@ type Message struct {
 	Key string
 	// Level is the severity for logs: Error for tampering, Warn for unverifiable.
 	Level slog.Level
-	// Title says what happened and what was done; Header is Title and the object.
+	// State is the alert's first word, with its cue: what a responder must know before
+	// anything else (restored, STILL SERVED, could not verify, …).
+	State string
+	// Title says what happened and what was done; Header is the state and the object,
+	// copyable as it is.
 	Title, Object, Header string
 	// Summary is one paragraph in tamperguard's own words.
 	Summary string
@@ -98,14 +113,23 @@ type Message struct {
 	// Indicators are the URLs, hosts and IPs the added lines reach, defanged.
 	Indicators     []string
 	MoreIndicators int
-	// Footer: evidence, console link, event, repeat count.
+	// Footer: evidence, event, repeat count, deployment and version.
 	Footer     []Field
 	ConsoleURL string
+	// Actions are the next steps, as buttons.
+	Actions []Button
 	// Fallback is the text Slack shows where blocks are not shown (notifications),
 	// escaped for Slack and bounded to MaxFallbackText.
 	Fallback string
 	// Blocks are the Block Kit blocks sent to Slack.
 	Blocks []slack.Block
+}
+
+// Button is a link to a next step.
+type Button struct {
+	Text, URL string
+	// Style is "primary", "danger" or "" (Slack's button styles).
+	Style string
 }
 
 // Detail is a titled list.
@@ -131,10 +155,11 @@ func Render(d *engine.Decision, opts RenderOptions) Message {
 	m := Message{Key: d.Bucket + "/" + d.Object, Level: slog.LevelError}
 	m.Object = display("gs://"+d.Bucket+"/"+d.Object, 4*maxValue)
 	m.Title, m.Summary = describe(d)
+	m.State = state(d)
 	if d.Verdict == engine.VerdictUnverifiable {
 		m.Level = slog.LevelWarn
 	}
-	m.Header = header(m.Title, m.Object, o.Repeat)
+	m.Header = header(m.State, m.Object, o.Repeat)
 
 	cc := analyze(d.GoodContent, d.BadContent)
 	m.Fields = fields(d, o)
@@ -157,10 +182,10 @@ func Render(d *engine.Decision, opts RenderOptions) Message {
 		}
 	}
 	m.ConsoleURL = consoleURL(o.ConsoleBase, d.Bucket, d.Object)
+	m.Actions = actions(d, o, m)
 	if d.Evidence != "" {
 		m.Footer = append(m.Footer, Field{"Evidence", []Span{val(d.Evidence)}})
 	}
-	m.Footer = append(m.Footer, Field{"Versions", []Span{lit(m.ConsoleURL)}})
 	if d.EventID != "" {
 		ev := []Span{val(d.EventID)}
 		if d.Kind != "" {
@@ -175,28 +200,97 @@ func Render(d *engine.Decision, opts RenderOptions) Message {
 		}
 		m.Footer = append(m.Footer, Field{"Repeat", []Span{lit(r)}})
 	}
+	var by []Span
+	if o.Version != "" {
+		by = append(by, lit("tamperguard "), val(o.Version))
+	}
+	if o.Deployment != "" {
+		if len(by) > 0 {
+			by = append(by, lit(" · "))
+		}
+		by = append(by, lit("deployment "), val(o.Deployment))
+	}
+	if len(by) > 0 {
+		m.Footer = append(m.Footer, Field{"From", by})
+	}
 	m.Blocks = blocks(m)
 	m.Fallback = fallback(m)
 	return m
 }
 
-// header is the title and the object, bounded to MaxHeaderText once escaped for Slack;
-// a long object name loses its middle, not its end.
-func header(title, object string, repeat int) string {
-	sep := ": "
-	if strings.Contains(title, ":") {
-		sep = " — "
-	}
+// header is the state and the object, bounded to MaxHeaderText once escaped for Slack; a
+// long object name loses its middle, not its end.
+func header(state, object string, repeat int) string {
+	sep := " · "
 	suffix := ""
 	if repeat > 1 {
 		suffix = fmt.Sprintf(" (repeat %d)", repeat)
 	}
 	for budget := MaxHeaderText; ; budget -= 8 {
-		h := title + sep + middle(object, max(budget-textLen(title)-textLen(sep)-textLen(suffix), 8)) + suffix
+		h := state + sep + middle(object, max(budget-textLen(state)-textLen(sep)-textLen(suffix), 8)) + suffix
 		if textLen(headerText(h, 0)) <= MaxHeaderText || budget < 16 {
 			return h
 		}
 	}
+}
+
+// state is the alert's first word, with a cue a responder takes in before reading: whether
+// the signed bytes are live again, or the bad ones are still served, or nobody can tell.
+func state(d *engine.Decision) string {
+	switch {
+	case d.Verdict == engine.VerdictUnverifiable:
+		return "⚠️ Could not verify"
+	case d.Action == engine.ActionRestored || d.Action == engine.ActionMetadataRestored:
+		return "✅ Restored"
+	case d.Action == engine.ActionQuarantined:
+		return "⛔ Quarantined"
+	case d.Action == engine.ActionSkippedNewer:
+		return "⚠️ Served until replaced"
+	case d.Verdict == engine.VerdictMissing:
+		return "🚨 STILL MISSING"
+	}
+	return "🚨 STILL SERVED"
+}
+
+// actions are the next steps: the object (its versions) in the Cloud Console, the evidence
+// copy, the writes to the object in Logs Explorer, and the runbook.
+func actions(d *engine.Decision, o RenderOptions, m Message) []Button {
+	style := ""
+	if strings.HasPrefix(m.State, "🚨") {
+		style = "danger"
+	}
+	bs := []Button{{Text: "Object versions", URL: m.ConsoleURL, Style: style}}
+	if b, obj, ok := strings.Cut(strings.TrimPrefix(d.Evidence, "gs://"), "/"); ok && strings.HasPrefix(d.Evidence, "gs://") && !strings.Contains(obj, " ") {
+		bs = append(bs, Button{Text: "Evidence copy", URL: objectURL(o.ConsoleBase, b, obj)})
+	}
+	if u := logsURL(o.ConsoleBase, d.Bucket, d.Object); len(u) <= maxButtonURL {
+		bs = append(bs, Button{Text: "Writes in Logs Explorer", URL: u})
+	}
+	bs = append(bs, Button{Text: "Runbook", URL: o.RunbookURL})
+	var out []Button
+	for _, b := range bs {
+		if len(b.URL) <= maxButtonURL {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// maxButtonURL is Slack's limit for a button's url.
+const maxButtonURL = 3000
+
+// objectURL links to one object's page in the Cloud Console.
+func objectURL(base, bucket, object string) string {
+	return strings.TrimSuffix(consoleURL(base, bucket, object), ";tab=version_history")
+}
+
+// logsURL is a Logs Explorer query for the audit entries of writes to the object. The query
+// is percent-encoded whole, so no byte of the object name can end it or add a parameter.
+func logsURL(base, bucket, object string) string {
+	q := `protoPayload.serviceName="storage.googleapis.com"` + "\n" +
+		`protoPayload.resourceName="projects/_/buckets/` + bucket + `/objects/` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(object) + `"` + "\n" +
+		`protoPayload.methodName=("storage.objects.create" OR "storage.objects.delete" OR "storage.objects.update" OR "storage.objects.patch")`
+	return base + "/logs/query;query=" + pathEncode(q, false, true)
 }
 
 // describe is the title and the summary of what happened and what was done.

@@ -90,6 +90,12 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d.Source = "gs://dl.example.org/\"install/uploader.sh\"#1611000000000001"
 			return d, none
 		},
+		"restored_deployment": func() (*engine.Decision, RenderOptions) {
+			d := tampered()
+			d.Action, d.RestoredGeneration, d.Restored = engine.ActionRestored, 1612087208000456, tRestored
+			d.Source = "gs://dl.example.org/\"install/uploader.sh\"#1611000000000001"
+			return d, RenderOptions{Deployment: "uploader-prod", Version: "v1.3.0"}
+		},
 		"restored_repeat": func() (*engine.Decision, RenderOptions) {
 			d := tampered()
 			d.Action, d.RestoredGeneration, d.Restored = engine.ActionRestored, 1612087208000456, tRestored
@@ -254,27 +260,33 @@ func TestRenderIsPure(t *testing.T) {
 	}
 }
 
+// The header leads with the state (the cue a responder takes in first) and the object's
+// path, copyable; the title says what happened.
 func TestHeaders(t *testing.T) {
-	want := map[string]string{
-		"restored":                    "Tampered object restored: gs://dl.example.org/install/uploader.sh",
-		"restored_repeat":             "Tampered object restored: gs://dl.example.org/install/uploader.sh (repeat 3)",
-		"quarantined":                 "Tampered object quarantined (no good copy to restore): gs://dl.example.org/install/uploader.sh",
-		"not_restored_no_good_source": "Tampered object NOT restored (no good copy): gs://dl.example.org/install/uploader.sh",
-		"not_restored_alert_only":     "Tampered object NOT restored (alert-only rule): gs://dl.example.org/install/uploader.sh",
-		"restore_failed":              "Tampered object NOT restored (restore failed): gs://dl.example.org/install/uploader.sh",
-		"skipped_newer":               "Tampered generation was served until replaced: gs://dl.example.org/install/uploader.sh",
-		"deleted_restored":            "Deleted object restored: gs://dl.example.org/install/uploader.sh",
-		"deleted_not_restored":        "Deleted object NOT restored (no good copy): gs://dl.example.org/install/uploader.sh",
-		"metadata_restored":           "Protected metadata put back: gs://dl.example.org/install/uploader.sh",
-		"signature_refused":           "Release could not be verified: signature refused — gs://dl.example.org/install/uploader.sh",
-		"rollback":                    "Release could not be verified: rollback refused — gs://dl.example.org/install/uploader.sh",
-		"release_unreachable":         "Release could not be verified: release unreachable — gs://dl.example.org/install/uploader.sh",
-		"entry_missing":               "Release could not be verified: object not in the signed checksums — gs://dl.example.org/install/new-tool.sh",
+	const obj = " · gs://dl.example.org/install/uploader.sh"
+	want := map[string][2]string{
+		"restored":                    {"✅ Restored" + obj, "Tampered object restored"},
+		"restored_repeat":             {"✅ Restored" + obj + " (repeat 3)", "Tampered object restored"},
+		"quarantined":                 {"⛔ Quarantined" + obj, "Tampered object quarantined (no good copy to restore)"},
+		"not_restored_no_good_source": {"🚨 STILL SERVED" + obj, "Tampered object NOT restored (no good copy)"},
+		"not_restored_alert_only":     {"🚨 STILL SERVED" + obj, "Tampered object NOT restored (alert-only rule)"},
+		"restore_failed":              {"🚨 STILL SERVED" + obj, "Tampered object NOT restored (restore failed)"},
+		"skipped_newer":               {"⚠️ Served until replaced" + obj, "Tampered generation was served until replaced"},
+		"deleted_restored":            {"✅ Restored" + obj, "Deleted object restored"},
+		"deleted_not_restored":        {"🚨 STILL MISSING" + obj, "Deleted object NOT restored (no good copy)"},
+		"metadata_restored":           {"✅ Restored" + obj, "Protected metadata put back"},
+		"signature_refused":           {"⚠️ Could not verify" + obj, "Release could not be verified: signature refused"},
+		"rollback":                    {"⚠️ Could not verify" + obj, "Release could not be verified: rollback refused"},
+		"release_unreachable":         {"⚠️ Could not verify" + obj, "Release could not be verified: release unreachable"},
+		"entry_missing":               {"⚠️ Could not verify · gs://dl.example.org/install/new-tool.sh", "Release could not be verified: object not in the signed checksums"},
 	}
 	cases := goldenCases()
 	for name, h := range want {
 		d, o := cases[name]()
-		assert.Equal(t, h, Render(d, o).Header, name)
+		m := Render(d, o)
+		assert.Equal(t, h[0], m.Header, name)
+		assert.Equal(t, h[1], m.Title, name)
+		assert.NotContains(t, headerText(m.Header, MaxHeaderText), zwsp, "%s: the path in the header is copyable", name)
 	}
 }
 

@@ -224,7 +224,8 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 
 	var sendErr error
 	if s.api != nil {
-		sendErr = s.postBot(ctx, deadline, &th, m, d.Incident)
+		summary := fmt.Sprintf("🔁 %d alerts for this object · first seen %s · last seen %s · the latest is in the thread", count, fmtTime(th.First), fmtTime(now))
+		sendErr = s.postBot(ctx, deadline, &th, m, d.Incident, summary)
 	} else {
 		sendErr = s.try(ctx, deadline, func(ctx context.Context) error {
 			f := false
@@ -241,6 +242,12 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 	th.Count, th.Last = count, now
 	if count == 1 {
 		th.First = now
+		th.Parent = nil
+		if s.api != nil {
+			if b, err := json.Marshal(m.Blocks); err == nil && len(b) <= maxParentBlocks {
+				th.Parent = b
+			}
+		}
 	}
 	if err := s.threads.Save(ctx, key, th); err != nil {
 		level := slog.LevelWarn
@@ -253,8 +260,10 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 }
 
 // postBot posts m as a new message, or as a reply in th's thread and then updates the
-// thread's parent with the latest state. th gets the parent's channel and ts.
-func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m Message, incident string) error {
+// thread's parent: its first alert's blocks with summary under them (count, first and last
+// seen), so the parent keeps the first incident's details. th gets the parent's channel and
+// ts.
+func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m Message, incident, summary string) error {
 	opts := []slack.MsgOption{
 		slack.MsgOptionBlocks(m.Blocks...),
 		slack.MsgOptionText(m.Fallback, false),
@@ -299,8 +308,18 @@ func (s *Slack) postBot(ctx context.Context, deadline time.Time, th *Thread, m M
 			if channel == "" {
 				channel = s.channel
 			}
+			update := opts[:2] // without the first alert's blocks: the latest alert's
+			var parent slack.Blocks
+			if len(th.Parent) > 0 && json.Unmarshal(th.Parent, &parent) == nil && len(parent.BlockSet) > 0 {
+				bs := append(parent.BlockSet[:len(parent.BlockSet):len(parent.BlockSet)],
+					slack.NewContextBlock("tamperguard_repeats", mrkdwnText(escape(summary, MaxContextText, modeSlack, false))))
+				if len(bs) > MaxBlocks {
+					bs = append(bs[:MaxBlocks-1], bs[len(bs)-1])
+				}
+				update = []slack.MsgOption{slack.MsgOptionBlocks(bs...), slack.MsgOptionText(m.Fallback, false)}
+			}
 			err := s.try(ctx, deadline, func(ctx context.Context) error {
-				_, _, _, err := s.api.UpdateMessageContext(ctx, channel, th.TS, opts[:2]...)
+				_, _, _, err := s.api.UpdateMessageContext(ctx, channel, th.TS, update...)
 				return err
 			})
 			if err != nil {

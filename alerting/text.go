@@ -108,10 +108,28 @@ func section(s string) slack.Block { return slack.NewSectionBlock(mrkdwnText(s),
 func blocks(m Message) []slack.Block {
 	var bs []slack.Block
 	bs = append(bs, slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, headerText(m.Header, MaxHeaderText), false, false)))
-	if m.Summary != "" {
+	{
 		w := newMrkdwn(MaxSectionText)
-		w.text(m.Summary)
+		w.raw("*")
+		w.text(m.Title)
+		w.raw("*")
+		if m.Summary != "" {
+			w.raw("\n")
+			w.text(m.Summary)
+		}
 		bs = append(bs, section(w.String()))
+	}
+	if len(m.Actions) > 0 {
+		var els []slack.BlockElement
+		for i, b := range m.Actions {
+			btn := slack.NewButtonBlockElement(fmt.Sprintf("tamperguard_%d", i), "", slack.NewTextBlockObject(slack.PlainTextType, b.Text, false, false))
+			btn.URL = b.URL
+			if b.Style != "" {
+				btn.Style = slack.Style(b.Style)
+			}
+			els = append(els, btn)
+		}
+		bs = append(bs, slack.NewActionBlock("tamperguard_actions", els...))
 	}
 	for i := 0; i < len(m.Fields); i += MaxFields {
 		var fs []*slack.TextBlockObject
@@ -160,13 +178,8 @@ func blocks(m Message) []slack.Block {
 		var els []slack.MixedElement
 		for _, f := range m.Footer {
 			w := newMrkdwn(MaxContextText)
-			if f.Label == "Versions" {
-				// Our own link: consoleURL percent-encodes every byte that could end it.
-				w.raw("<" + m.ConsoleURL + "|Version history in the Cloud Console>")
-			} else {
-				w.raw(f.Label + ": ")
-				w.spans(f.Value)
-			}
+			w.raw(f.Label + ": ")
+			w.spans(f.Value)
 			els = append(els, mrkdwnText(w.String()))
 		}
 		bs = append(bs, slack.NewContextBlock("", els...))
@@ -206,9 +219,9 @@ func diffBlocks(lines []string) []slack.Block {
 // the same content as the blocks, without the diff, escaped the same way.
 func fallback(m Message) string {
 	w := newMrkdwn(MaxFallbackText)
-	w.text(m.Title + ": ")
+	w.text(m.State + ": ")
 	w.code(m.Object)
-	w.text("\n" + m.Summary)
+	w.text("\n" + m.Title + ". " + m.Summary)
 	for _, f := range m.Fields {
 		w.text("\n" + f.Label + ": ")
 		w.spans(oneLine(f.Value))
@@ -231,9 +244,6 @@ func fallback(m Message) string {
 		}
 	}
 	for _, f := range m.Footer {
-		if f.Label == "Versions" {
-			continue // a bare URL would be turned into a link; the blocks carry it
-		}
 		w.text("\n" + f.Label + ": ")
 		w.spans(f.Value)
 	}
@@ -267,10 +277,13 @@ func Text(m Message) string {
 	var b strings.Builder
 	b.WriteString(m.Header)
 	b.WriteString("\n\n")
+	b.WriteString(m.Title)
+	b.WriteString("\n")
 	if m.Summary != "" {
 		b.WriteString(m.Summary)
-		b.WriteString("\n\n")
+		b.WriteString("\n")
 	}
+	b.WriteString("\n")
 	for _, f := range m.Fields {
 		fmt.Fprintf(&b, "%s: %s\n", f.Label, plainSpans(f.Value))
 	}
@@ -305,6 +318,12 @@ func Text(m Message) string {
 		b.WriteString("\n")
 		for _, f := range m.Footer {
 			fmt.Fprintf(&b, "%s: %s\n", f.Label, plainSpans(f.Value))
+		}
+	}
+	if len(m.Actions) > 0 {
+		b.WriteString("\n")
+		for _, a := range m.Actions {
+			fmt.Fprintf(&b, "%s: %s\n", a.Text, a.URL)
 		}
 	}
 	return b.String()

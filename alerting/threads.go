@@ -25,6 +25,10 @@ type Thread struct {
 	Count int       `json:"count"`
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
+	// Parent is the first alert's blocks, as posted: a repeat updates the parent with them
+	// and a summary (count, first and last seen), so the parent keeps the first incident's
+	// details. Bot tokens only; nil for records written before it existed.
+	Parent json.RawMessage `json:"parent,omitempty"`
 	// Version is the stored record's version when it was loaded (for a conditional save);
 	// 0 means there was none.
 	Version int64 `json:"-"`
@@ -128,7 +132,10 @@ type stateThreads struct {
 }
 
 // maxThreadRecord bounds what is read back from the state bucket.
-const maxThreadRecord = 64 << 10
+const maxThreadRecord = 256 << 10
+
+// maxParentBlocks bounds the first alert's blocks kept in a thread record.
+const maxParentBlocks = 192 << 10
 
 // NewStateThreads returns a ThreadStore over the state bucket, so every instance threads
 // repeats under the same parent. Records are created with DoesNotExist and replaced with

@@ -118,7 +118,7 @@ func TestStateThreadsDistrustWhatTheyRead(t *testing.T) {
 		"b/other-key": `{"key":"b/elsewhere","thread":{"ts":"1.2","count":1}}`,
 		"b/bad-ts":    `{"key":"b/bad-ts","thread":{"ts":"<!channel>","count":1}}`,
 		"b/bad-chan":  `{"key":"b/bad-chan","thread":{"ts":"1.2","channel":"<#C1|x>","count":1}}`,
-		"b/huge":      `{"key":"b/huge","thread":{"ts":"1.2","count":1},"pad":"` + strings.Repeat("x", 70<<10) + `"}`,
+		"b/huge":      `{"key":"b/huge","thread":{"ts":"1.2","count":1},"pad":"` + strings.Repeat("x", maxThreadRecord+1) + `"}`,
 	} {
 		store.put("state", threadObject(name), body)
 		th, ok, err := s.Load(ctx, name)
