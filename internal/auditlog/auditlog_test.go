@@ -105,16 +105,20 @@ func TestLookupClosestOfN(t *testing.T) {
 func TestLookupIgnoresLookalikes(t *testing.T) {
 	near := at(written.Add(100 * time.Millisecond))
 	cases := map[string]func(map[string]any){
-		"other object":        all(near, object("uploader-prod", "bash.bak")),
-		"case variant":        all(near, object("uploader-prod", "Bash")),
-		"other bucket":        all(near, object("uploader-prod2", "bash")),
-		"a read":              all(near, method("storage.objects.get")),
-		"a deletion":          all(near, method("storage.objects.delete")),
-		"denied attempt":      all(near, func(e map[string]any) { pp(e)["status"] = map[string]any{"code": 7, "message": "PERMISSION_DENIED"} }),
-		"other service":       all(near, func(e map[string]any) { pp(e)["serviceName"] = "storagetransfer.googleapis.com" }),
-		"not an AuditLog":     all(near, func(e map[string]any) { pp(e)["@type"] = "type.googleapis.com/google.cloud.audit.Other" }),
-		"admin activity log":  all(near, func(e map[string]any) { e["logName"] = "projects/example-project/logs/cloudaudit.googleapis.com%2Factivity" }),
-		"a user's own log":    all(near, func(e map[string]any) { e["logName"] = "projects/example-project/logs/cloudaudit.googleapis.com%2Fdata_access2" }),
+		"other object":    all(near, object("uploader-prod", "bash.bak")),
+		"case variant":    all(near, object("uploader-prod", "Bash")),
+		"other bucket":    all(near, object("uploader-prod2", "bash")),
+		"a read":          all(near, method("storage.objects.get")),
+		"a deletion":      all(near, method("storage.objects.delete")),
+		"denied attempt":  all(near, func(e map[string]any) { pp(e)["status"] = map[string]any{"code": 7, "message": "PERMISSION_DENIED"} }),
+		"other service":   all(near, func(e map[string]any) { pp(e)["serviceName"] = "storagetransfer.googleapis.com" }),
+		"not an AuditLog": all(near, func(e map[string]any) { pp(e)["@type"] = "type.googleapis.com/google.cloud.audit.Other" }),
+		"admin activity log": all(near, func(e map[string]any) {
+			e["logName"] = "projects/example-project/logs/cloudaudit.googleapis.com%2Factivity"
+		}),
+		"a user's own log": all(near, func(e map[string]any) {
+			e["logName"] = "projects/example-project/logs/cloudaudit.googleapis.com%2Fdata_access2"
+		}),
 		"before the window":   at(written.Add(-DefaultBefore - time.Millisecond)),
 		"after the window":    at(written.Add(DefaultAfter + time.Millisecond)),
 		"no timestamp":        func(e map[string]any) { delete(e, "timestamp") },
