@@ -295,15 +295,19 @@ func TestPaging(t *testing.T) {
 }
 
 func TestMalformedResponses(t *testing.T) {
-	for name, body := range map[string][]byte{
-		"too large": []byte(`{"entries":["` + strings.Repeat("x", MaxBody) + `"]}`),
-		"not JSON":  []byte(`<html>proxy error</html>`),
+	for name, tc := range map[string]struct {
+		body []byte
+		msg  string
+	}{
+		"too large": {[]byte(`{"entries":[]}` + strings.Repeat(" ", MaxBody)), "body larger than"},
+		"not JSON":  {[]byte(`<html>proxy error</html>`), "invalid character"},
 	} {
 		c := &clock{t: written.Add(time.Minute)}
 		s := newLoggingServer(t, c)
-		s.body = body
+		s.body = tc.body
 		_, err := newClient(t, s).Lookup(context.Background(), upload)
 		assert.ErrorIs(t, err, ErrResponse, name)
+		assert.ErrorContains(t, err, tc.msg, name)
 		assert.Len(t, s.reqs(), 1, "%s: not retried", name)
 	}
 }
