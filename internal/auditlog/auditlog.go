@@ -369,7 +369,7 @@ func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) 
 
 // resourceRE accepts the resourceNames the Logging API takes for reading: a project, or a
 // log view (the module's narrow grant).
-var resourceRE = regexp.MustCompile(`^projects/[a-z][a-z0-9-]{4,28}[a-z0-9](/locations/[a-z0-9-]{1,63}/buckets/[A-Za-z0-9_.-]{1,100}/views/[A-Za-z0-9_.-]{1,100})?$`)
+var resourceRE = regexp.MustCompile(`^projects/(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9](/locations/[a-z0-9-]{1,63}/buckets/[A-Za-z0-9_.-]{1,100}/views/[A-Za-z0-9_.-]{1,100})?$`)
 
 // New makes a client that reads resource: "projects/P" or a log view,
 // "projects/P/locations/L/buckets/B/views/V". Without WithEndpoint it talks to the Logging

@@ -435,6 +435,10 @@ func TestNewRefuses(t *testing.T) {
 		require.Error(t, err, e)
 		assert.NotContains(t, err.Error(), "secret", "endpoint errors never echo credentials")
 	}
+	for _, r := range []string{"projects/example-project", "projects/example.com:example-project", "projects/example-project/locations/global/buckets/tamperguard-audit/views/tamperguard-watched-writes"} {
+		_, err := New(ctx, r, WithEndpoint("http://127.0.0.1:1"))
+		assert.NoError(t, err, r)
+	}
 	_, err := New(ctx, "projects/example-project", WithEndpoint("http://127.0.0.1:1"), WithWindow(-1, 0))
 	assert.Error(t, err)
 	_, err = New(ctx, "projects/example-project", WithEndpoint("http://127.0.0.1:1"), WithRetry(-time.Second))

@@ -460,7 +460,10 @@ func (s *racingStore) Save(ctx context.Context, b string, rec Record, v string) 
 func TestOnceAcrossInstances(t *testing.T) {
 	e := newEnv(t)
 	mem := NewMemoryStore()
-	repair := func(c *Config) { c.Repair = true }
+	// One clock for both instances, a millisecond further at every reading.
+	clk := &fakeClock{t: time.Date(2021, 1, 31, 14, 0, 0, 0, time.UTC)}
+	tick := func() time.Time { clk.advance(time.Millisecond); return clk.now() }
+	repair := func(c *Config) { c.Repair = true; c.Now = tick }
 	e.check(e.checker(mem, repair))
 	e.setVersioning(false)
 	e.reset()
