@@ -3,7 +3,8 @@
 // as deployed, nobody public (and nobody new) able to write objects, uniform bucket-level
 // access and public access prevention not turned off, the retention policy unchanged, and
 // no active HMAC key for a service account of the project (the kind of long-lived storage
-// key that was leaked in the Codecov breach).
+// key that was leaked in the Codecov breach). HMAC keys of user accounts cannot be listed
+// through any API; only the storage.restrictAuthTypes organization policy shuts them out.
 //
 // # Findings, baseline and alerts
 //
