@@ -48,7 +48,7 @@ locals {
         objects = r.objects
         release = { for k, v in r.release : k => v if v != null }
         keys = merge(
-          { for k, v in r.keys : k => v if k != "openpgp_allow_sha1_self_signatures_unsafe" && length(v) > 0 },
+          { for k in ["openpgp", "ssh", "cosign"] : k => r.keys[k] if length(r.keys[k]) > 0 },
           r.keys.openpgp_allow_sha1_self_signatures_unsafe ? { openpgp_allow_sha1_self_signatures_unsafe = true } : {},
         )
         on_mismatch   = r.on_mismatch
