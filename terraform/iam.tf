@@ -3,7 +3,9 @@
 #
 #   runtime  the function itself: read, write, delete and re-metadata objects in the watched
 #            bucket and the state bucket (a custom role, on those two buckets only); read the
-#            one Slack secret.
+#            one Slack secret; read the watched bucket's audit entries through one log view
+#            (audit_logs.tf); read the watched bucket's settings and list the project's HMAC
+#            keys, and with posture_repair update the watched bucket's settings (posture.tf).
 #   push     the identity of the push subscriptions' OIDC tokens: invoke the function's
 #            Cloud Run service, nothing else.
 #   build    Cloud Build's identity when it builds the function: write build logs, push to
@@ -159,10 +161,13 @@ resource "google_pubsub_topic_iam_member" "pubsub_publishes_dead_letters" {
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_forwards_dead_letters" {
-  for_each = {
-    events = google_pubsub_subscription.events.name
-    audit  = google_pubsub_subscription.audit.name
-  }
+  for_each = merge(
+    {
+      events = google_pubsub_subscription.events.name
+      audit  = google_pubsub_subscription.audit.name
+    },
+    var.posture_admin_route ? { posture = google_pubsub_subscription.posture[0].name } : {},
+  )
 
   project      = var.project_id
   subscription = each.value

@@ -44,10 +44,13 @@ locals {
     state       = { bucket = local.state_bucket }
     rules = [for r in var.rules : merge(
       {
-        bucket        = local.watched_bucket
-        objects       = r.objects
-        release       = { for k, v in r.release : k => v if v != null }
-        keys          = { for k, v in r.keys : k => v if length(v) > 0 }
+        bucket  = local.watched_bucket
+        objects = r.objects
+        release = { for k, v in r.release : k => v if v != null }
+        keys = merge(
+          { for k in ["openpgp", "ssh", "cosign"] : k => r.keys[k] if length(r.keys[k]) > 0 },
+          r.keys.openpgp_allow_sha1_self_signatures_unsafe ? { openpgp_allow_sha1_self_signatures_unsafe = true } : {},
+        )
         on_mismatch   = r.on_mismatch
         fallback      = r.fallback
         cache_control = r.cache_control

@@ -166,6 +166,21 @@ func TestRequiredResources(t *testing.T) {
 		"google_monitoring_alert_policy.silent",
 		"google_org_policy_policy.deny_hmac",
 		"google_artifact_registry_repository.functions",
+		"google_project_iam_audit_config.storage",
+		"google_logging_project_bucket_config.audit",
+		"google_logging_project_sink.audit",
+		"google_logging_log_view.watched_writes",
+		"google_logging_log_view_iam_member.runtime_audit_view",
+		"google_project_iam_custom_role.posture_reader",
+		"google_project_iam_custom_role.hmac_key_lister",
+		"google_project_iam_custom_role.posture_repair",
+		"google_storage_bucket_iam_member.runtime_posture",
+		"google_storage_bucket_iam_member.runtime_posture_repair",
+		"google_project_iam_member.runtime_hmac_keys",
+		"google_pubsub_topic.posture",
+		"google_logging_project_sink.posture",
+		"google_pubsub_topic_iam_member.posture_sink_publishes",
+		"google_pubsub_subscription.posture",
 	} {
 		m.resource(t, key)
 	}
@@ -240,6 +255,7 @@ var grantTargets = map[string]string{
 	"google_service_account_iam_member":              "service_account_id",
 	"google_pubsub_topic_iam_member":                 "topic",
 	"google_pubsub_subscription_iam_member":          "subscription",
+	"google_logging_log_view_iam_member":             "name",
 }
 
 // grants groups every IAM grant of the module by member expression.
@@ -275,9 +291,17 @@ func TestServiceAccountRoles(t *testing.T) {
 	staging := `"resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/\")"`
 	want := map[string][]string{
 		"google_service_account.runtime.member": {
+			"google_logging_log_view_iam_member.runtime_audit_view: \"roles/logging.viewAccessor\" on google_logging_log_view.watched_writes.name",
+			"google_project_iam_member.runtime_hmac_keys: google_project_iam_custom_role.hmac_key_lister.id on var.project_id",
 			"google_secret_manager_secret_iam_member.runtime_slack: \"roles/secretmanager.secretAccessor\" on local.slack_secret.secret",
+			"google_storage_bucket_iam_member.runtime_posture: google_project_iam_custom_role.posture_reader.id on local.watched_bucket",
+			"google_storage_bucket_iam_member.runtime_posture_repair: google_project_iam_custom_role.posture_repair[0].id on local.watched_bucket",
 			"google_storage_bucket_iam_member.runtime_state: google_project_iam_custom_role.object_guard.id on google_storage_bucket.state.name",
 			"google_storage_bucket_iam_member.runtime_watched: google_project_iam_custom_role.object_guard.id on local.watched_bucket",
+		},
+		// The Admin Activity route's sink publishes to its one topic.
+		"google_logging_project_sink.posture[0].writer_identity": {
+			"google_pubsub_topic_iam_member.posture_sink_publishes: \"roles/pubsub.publisher\" on google_pubsub_topic.posture[0].name",
 		},
 		"google_service_account.push.member": {
 			"google_cloud_run_v2_service_iam_member.push_invoker: \"roles/run.invoker\" on google_cloudfunctions2_function.this.service_config[0].service",
@@ -304,21 +328,39 @@ func TestServiceAccountRoles(t *testing.T) {
 	}
 	assert.Equal(t, want, got)
 
-	// The runtime's role: the five object permissions, nothing on buckets or IAM.
-	role := m.resource(t, "google_project_iam_custom_role.object_guard")
-	var perms []string
-	for _, v := range value(t, role, "permissions").AsValueSlice() {
-		perms = append(perms, v.AsString())
+	// The custom roles, exactly: the runtime's five object permissions (nothing on buckets
+	// or IAM); the posture reads; listing HMAC key metadata; the repair's bucket update.
+	for role, want := range map[string][]string{
+		"object_guard":    {"storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list", "storage.objects.update"},
+		"posture_reader":  {"storage.buckets.get", "storage.buckets.getIamPolicy"},
+		"hmac_key_lister": {"storage.hmacKeys.list"},
+		"posture_repair":  {"storage.buckets.update"},
+	} {
+		r := m.resource(t, "google_project_iam_custom_role."+role)
+		var perms []string
+		for _, v := range value(t, r, "permissions").AsValueSlice() {
+			perms = append(perms, v.AsString())
+		}
+		slices.Sort(perms)
+		assert.Equal(t, want, perms, role)
 	}
-	slices.Sort(perms)
-	assert.Equal(t, []string{"storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list", "storage.objects.update"}, perms)
+	assert.Equal(t, "var.posture_repair ? 1 : 0", m.attr(m.resource(t, "google_project_iam_custom_role.posture_repair"), "count"))
+	assert.Equal(t, "var.posture_repair ? 1 : 0", m.attr(m.resource(t, "google_storage_bucket_iam_member.runtime_posture_repair"), "count"))
+	assert.Equal(t, cty.False, value(t, m.variables["posture_repair"], "default"), "bucket updates only when asked for")
 
-	// Project-wide grants: only logs, and a storage read limited by its condition.
+	// Project-wide grants: only logs, a storage read limited by its condition, and the HMAC
+	// key listing (HMAC keys belong to the project; the role lists metadata only).
+	var projectWide []string
 	for key, r := range m.resources {
-		if r.Labels[0] == "google_project_iam_member" && strings.Contains(m.attr(r, "role"), "storage") {
+		if r.Labels[0] != "google_project_iam_member" {
+			continue
+		}
+		projectWide = append(projectWide, key)
+		if strings.Contains(m.attr(r, "role"), "storage") {
 			assert.NotEmpty(t, blocks(r, "condition"), "%s: a project-wide storage role without a condition", key)
 		}
 	}
+	assert.ElementsMatch(t, []string{"google_project_iam_member.build_logs", "google_project_iam_member.build_staged_source", "google_project_iam_member.runtime_hmac_keys"}, projectWide)
 
 	// Who is each identity.
 	fn := m.resource(t, "google_cloudfunctions2_function.this")
@@ -450,6 +492,84 @@ func TestDelivery(t *testing.T) {
 	assert.Equal(t, cty.False, value(t, m.variables["deny_hmac_keys"], "default"), "off by default: it needs org-policy rights")
 	assert.Contains(t, m.attr(hmac, "name"), "storage.restrictAuthTypes")
 	assert.Equal(t, `["in:ALL_HMAC_SIGNED_REQUESTS"]`, m.attr(block(t, hmac, "spec", "rules", "values"), "denied_values"))
+}
+
+// TestAuditLogs: storage DATA_WRITE audit logs on by default; the watched bucket's Data
+// Access entries alone copied into the module's log bucket; the runtime reads them through
+// one view, granted on that view.
+func TestAuditLogs(t *testing.T) {
+	m := load(t, ".")
+	ac := m.resource(t, "google_project_iam_audit_config.storage")
+	assert.Equal(t, "var.storage_data_write_audit_logs ? 1 : 0", m.attr(ac, "count"))
+	assert.Equal(t, cty.True, value(t, m.variables["storage_data_write_audit_logs"], "default"), "on by default")
+	assert.Equal(t, cty.StringVal("storage.googleapis.com"), value(t, ac, "service"))
+	cfgs := blocks(ac, "audit_log_config")
+	require.Len(t, cfgs, 1, "DATA_WRITE only: reads are not needed to name a writer")
+	assert.Equal(t, cty.StringVal("DATA_WRITE"), value(t, cfgs[0], "log_type"))
+	assert.Empty(t, blocks(cfgs[0], "exempted_members"), "nobody is exempted")
+
+	lb := m.resource(t, "google_logging_project_bucket_config.audit")
+	assert.Equal(t, `"${local.name}-audit"`, m.attr(lb, "bucket_id"))
+	assert.Equal(t, "var.audit_log_retention_days", m.attr(lb, "retention_days"))
+
+	sink := m.resource(t, "google_logging_project_sink.audit")
+	assert.Equal(t, `"logging.googleapis.com/${google_logging_project_bucket_config.audit.id}"`, m.attr(sink, "destination"))
+	assert.Equal(t, "local.audit_sink_filter", m.attr(sink, "filter"))
+	filter := m.text(m.locals["audit_sink_filter"].Expr)
+	for _, part := range []string{
+		`log_id(\"cloudaudit.googleapis.com/data_access\")`,
+		`protoPayload.serviceName=\"storage.googleapis.com\"`,
+		`resource.type=\"gcs_bucket\"`,
+		`resource.labels.bucket_name=\"${local.watched_bucket}\"`,
+	} {
+		assert.Contains(t, filter, part)
+	}
+
+	view := m.resource(t, "google_logging_log_view.watched_writes")
+	assert.Equal(t, "google_logging_project_bucket_config.audit.id", m.attr(view, "bucket"))
+	assert.Contains(t, m.attr(view, "filter"), `resource.type = \"gcs_bucket\"`)
+	assert.Contains(t, m.attr(view, "filter"), `LOG_ID(\"cloudaudit.googleapis.com/data_access\")`)
+
+	grant := m.resource(t, "google_logging_log_view_iam_member.runtime_audit_view")
+	assert.Equal(t, `"projects/${var.project_id}"`, m.attr(grant, "parent"))
+	assert.Equal(t, "google_logging_project_bucket_config.audit.bucket_id", m.attr(grant, "bucket"))
+	assert.Equal(t, "google_logging_project_bucket_config.audit.location", m.attr(grant, "location"))
+	assert.Empty(t, blocks(grant, "condition"), "a grant on the view itself needs no condition")
+
+	// No project-wide Logging read for anyone but the build's log writer.
+	for key, r := range m.resources {
+		if r.Labels[0] == "google_project_iam_member" && strings.Contains(m.attr(r, "role"), "logging") {
+			assert.Equal(t, "google_project_iam_member.build_logs", key)
+		}
+	}
+	assert.Equal(t, "google_logging_log_view.watched_writes.id", m.attr(m.outputs["audit_log_view"], "value"))
+}
+
+// TestPostureRoute: the optional Admin Activity route: off by default; the bucket's (and HMAC
+// keys') Admin Activity entries to a topic of their own, published by the sink's identity,
+// pushed to the function like the other topics.
+func TestPostureRoute(t *testing.T) {
+	m := load(t, ".")
+	assert.Equal(t, cty.False, value(t, m.variables["posture_admin_route"], "default"))
+	for _, key := range []string{"google_pubsub_topic.posture", "google_logging_project_sink.posture", "google_pubsub_topic_iam_member.posture_sink_publishes", "google_pubsub_subscription.posture"} {
+		assert.Equal(t, "var.posture_admin_route ? 1 : 0", m.attr(m.resource(t, key), "count"), key)
+	}
+	sink := m.resource(t, "google_logging_project_sink.posture")
+	assert.Equal(t, `"pubsub.googleapis.com/${google_pubsub_topic.posture[0].id}"`, m.attr(sink, "destination"))
+	filter := m.text(m.locals["posture_route_filter"].Expr)
+	assert.Contains(t, filter, `log_id(\"cloudaudit.googleapis.com/activity\")`)
+	assert.Contains(t, filter, `resource.labels.bucket_name=\"${local.watched_bucket}\"`)
+	assert.Contains(t, filter, `protoPayload.methodName:\"storage.hmacKeys.\"`)
+
+	sub := m.resource(t, "google_pubsub_subscription.posture")
+	assert.Equal(t, "google_pubsub_topic.posture[0].id", m.attr(sub, "topic"))
+	assert.Contains(t, m.attr(block(t, sub, "push_config"), "push_endpoint"), "/topics/${google_pubsub_topic.posture[0].name}")
+	assert.Equal(t, "google_service_account.push.email", m.attr(block(t, sub, "push_config", "oidc_token"), "service_account_email"))
+	assert.Equal(t, "local.push_base", m.attr(block(t, sub, "push_config", "oidc_token"), "audience"))
+	assert.Equal(t, "google_pubsub_topic.dead_letter.id", m.attr(block(t, sub, "dead_letter_policy"), "dead_letter_topic"))
+	assert.Equal(t, cty.StringVal(""), value(t, block(t, sub, "expiration_policy"), "ttl"))
+	assert.Contains(t, m.attr(m.resource(t, "google_pubsub_subscription_iam_member.pubsub_forwards_dead_letters"), "for_each"),
+		"posture = google_pubsub_subscription.posture[0].name", "dead letters of the posture route are moved too")
 }
 
 // TestVariablesAndOutputs: every input has a type and a description, every output a
@@ -596,7 +716,16 @@ func TestRulesMatchTheConfigurationFormat(t *testing.T) {
 		top[hcl.ExprAsKeyword(item.KeyExpr)] = true
 	}
 	assert.Equal(t, yamlFields(config.Config{}), keysOf(top))
-	assert.Equal(t, yamlFields(config.State{}), []string{"bucket"})
+	// state: the module sets the bucket; every key it sets is one the configuration reads
+	// (lease keeps its default).
+	state, ok := cons.Items[slices.IndexFunc(cons.Items, func(i hclsyntax.ObjectConsItem) bool { return hcl.ExprAsKeyword(i.KeyExpr) == "state" })].ValueExpr.(*hclsyntax.ObjectConsExpr)
+	require.True(t, ok)
+	var stateKeys []string
+	for _, item := range state.Items {
+		stateKeys = append(stateKeys, hcl.ExprAsKeyword(item.KeyExpr))
+	}
+	assert.Contains(t, stateKeys, "bucket")
+	assert.Subset(t, yamlFields(config.State{}), stateKeys)
 }
 
 func merge(m map[string]hclsyntax.Expression, extra ...string) map[string]hclsyntax.Expression {

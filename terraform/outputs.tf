@@ -57,3 +57,13 @@ output "config_yaml" {
   description = "The configuration given to the function as TAMPERGUARD_CONFIG (public keys and URLs; nothing secret)."
   value       = local.config_yaml
 }
+
+output "audit_log_view" {
+  description = "The log view the runtime account may read: the watched bucket's Data Access audit entries (the resource name for the Logging API's entries:list)."
+  value       = google_logging_log_view.watched_writes.id
+}
+
+output "posture_topic" {
+  description = "Pub/Sub topic of the watched bucket's Admin Activity audit entries (null unless posture_admin_route)."
+  value       = var.posture_admin_route ? google_pubsub_topic.posture[0].id : null
+}

@@ -136,7 +136,8 @@ variable "rules" {
     filled in). Each rule: `objects` (names or path.Match globs, `{tag}` captures a release
     tag), `release` (exactly one of `git`, `url` or `github`, plus `tag`, `checksums`,
     `entry`, `signature`, `files`, `github_api`), `keys` (the pinned public keys, inline:
-    armored OpenPGP, `ssh-…` lines, cosign PEM), `on_mismatch` (restore | quarantine |
+    armored OpenPGP, `ssh-…` lines, cosign PEM; `openpgp_allow_sha1_self_signatures_unsafe`
+    accepts SHA-1 self-signatures, unsafe), `on_mismatch` (restore | quarantine |
     alert), `fallback` (quarantine | alert), `cache_control` and protected `metadata`.
     See the README's "Configuration".
   EOT
@@ -157,6 +158,9 @@ variable "rules" {
       openpgp = optional(list(string), [])
       ssh     = optional(list(string), [])
       cosign  = optional(list(string), [])
+      # Unsafe: accepts OpenPGP keys whose self-signatures use SHA-1 (broken); refresh the
+      # key instead. SHA-1 data signatures stay refused.
+      openpgp_allow_sha1_self_signatures_unsafe = optional(bool, false)
     })
     on_mismatch   = optional(string, "restore")
     fallback      = optional(string, "quarantine")
@@ -366,6 +370,37 @@ variable "max_event_age" {
     condition     = var.max_event_age == "0" || can(regex("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", var.max_event_age))
     error_message = "max_event_age must be a Go duration such as 24h, or \"0\"."
   }
+}
+
+# --- Who wrote it, and is the bucket still guarded ----------------------------------------
+
+variable "storage_data_write_audit_logs" {
+  type        = bool
+  description = "Turn on Cloud Audit Logs Data Access (DATA_WRITE) logs for Cloud Storage in the project, so that a write can be traced to its principal, IP, user agent and key. Project-wide (the platform has no per-bucket switch) and authoritative for the project's storage.googleapis.com audit config: set false if that config is managed elsewhere, and keep DATA_WRITE on there."
+  default     = true
+}
+
+variable "audit_log_retention_days" {
+  type        = number
+  description = "Days the watched bucket's Data Access entries are kept in the module's log bucket (<prefix>-audit), from which tamperguard names who wrote an object."
+  default     = 30
+
+  validation {
+    condition     = var.audit_log_retention_days >= 1 && var.audit_log_retention_days <= 3650 && floor(var.audit_log_retention_days) == var.audit_log_retention_days
+    error_message = "audit_log_retention_days must be a whole number from 1 to 3650."
+  }
+}
+
+variable "posture_repair" {
+  type        = bool
+  description = "Let the function put the watched bucket's guard back (re-enable versioning, re-create the notification config). Grants storage.buckets.update on the watched bucket, which also allows changing any other setting of it: off by default."
+  default     = false
+}
+
+variable "posture_admin_route" {
+  type        = bool
+  description = "Route the watched bucket's Admin Activity audit entries (settings, IAM and notification changes) and the project's HMAC key changes to the function through the <prefix>-posture topic, for posture checks in real time instead of at the next audit. Needs a function version that handles these messages."
+  default     = false
 }
 
 # --- Project-wide hardening (off by default: they need organization-policy rights) --------

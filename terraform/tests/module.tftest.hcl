@@ -195,6 +195,112 @@ run "defaults" {
     condition     = length(google_org_policy_policy.deny_hmac) == 0 && length(google_org_policy_policy.deny_service_account_keys) == 0
     error_message = "Organization policies are opt-in."
   }
+
+  # Who wrote it: storage DATA_WRITE audit logs, the watched bucket's entries alone in the
+  # module's log bucket, read by the runtime through one view.
+  assert {
+    condition     = google_project_iam_audit_config.storage[0].service == "storage.googleapis.com" && [for c in google_project_iam_audit_config.storage[0].audit_log_config : c.log_type] == ["DATA_WRITE"]
+    error_message = "Storage DATA_WRITE audit logs must be on by default."
+  }
+  assert {
+    condition     = google_logging_project_sink.audit.destination == "logging.googleapis.com/${google_logging_project_bucket_config.audit.id}" && strcontains(google_logging_project_sink.audit.filter, "resource.labels.bucket_name=\"uploader-prod\"") && strcontains(google_logging_project_sink.audit.filter, "log_id(\"cloudaudit.googleapis.com/data_access\")")
+    error_message = "The audit sink must copy the watched bucket's Data Access entries, and only those, into the module's log bucket."
+  }
+  assert {
+    condition     = google_logging_project_bucket_config.audit.bucket_id == "tamperguard-audit" && google_logging_project_bucket_config.audit.retention_days == 30
+    error_message = "The audit log bucket must keep 30 days by default."
+  }
+  assert {
+    condition = (google_logging_log_view_iam_member.runtime_audit_view.role == "roles/logging.viewAccessor" &&
+      google_logging_log_view_iam_member.runtime_audit_view.member == google_service_account.runtime.member &&
+      google_logging_log_view_iam_member.runtime_audit_view.parent == "projects/tg-test-project" &&
+      google_logging_log_view_iam_member.runtime_audit_view.bucket == "tamperguard-audit" &&
+    google_logging_log_view_iam_member.runtime_audit_view.name == "tamperguard-watched-writes")
+    error_message = "The runtime must read the audit entries through the one view, granted on the view."
+  }
+
+  # Is it still guarded: the posture reads, on the watched bucket and (HMAC keys) the project.
+  assert {
+    condition     = google_project_iam_custom_role.posture_reader.permissions == toset(["storage.buckets.get", "storage.buckets.getIamPolicy"]) && google_storage_bucket_iam_member.runtime_posture.bucket == "uploader-prod" && google_storage_bucket_iam_member.runtime_posture.role == google_project_iam_custom_role.posture_reader.id && google_storage_bucket_iam_member.runtime_posture.member == google_service_account.runtime.member
+    error_message = "The posture reads must be the bucket's settings and IAM policy, on the watched bucket only."
+  }
+  assert {
+    condition     = google_project_iam_custom_role.hmac_key_lister.permissions == toset(["storage.hmacKeys.list"]) && google_project_iam_member.runtime_hmac_keys.role == google_project_iam_custom_role.hmac_key_lister.id && google_project_iam_member.runtime_hmac_keys.member == google_service_account.runtime.member
+    error_message = "The runtime may list HMAC key metadata and nothing else project-wide."
+  }
+  assert {
+    condition     = length(google_project_iam_custom_role.posture_repair) == 0 && length(google_storage_bucket_iam_member.runtime_posture_repair) == 0 && length(google_pubsub_topic.posture) == 0 && length(google_logging_project_sink.posture) == 0
+    error_message = "Posture repair and the Admin Activity route are opt-in."
+  }
+}
+
+run "posture_repair_and_route" {
+  command = apply
+
+  variables {
+    posture_repair      = true
+    posture_admin_route = true
+  }
+
+  override_resource {
+    target = google_logging_project_sink.posture
+    values = {
+      writer_identity = "serviceAccount:service-123456789012@gcp-sa-logging.iam.gserviceaccount.com"
+    }
+  }
+
+  assert {
+    condition     = google_project_iam_custom_role.posture_repair[0].permissions == toset(["storage.buckets.update"]) && google_storage_bucket_iam_member.runtime_posture_repair[0].bucket == "uploader-prod" && google_storage_bucket_iam_member.runtime_posture_repair[0].member == google_service_account.runtime.member
+    error_message = "posture_repair must grant bucket updates on the watched bucket only."
+  }
+  assert {
+    condition     = google_logging_project_sink.posture[0].destination == "pubsub.googleapis.com/${google_pubsub_topic.posture[0].id}" && strcontains(google_logging_project_sink.posture[0].filter, "log_id(\"cloudaudit.googleapis.com/activity\")") && strcontains(google_logging_project_sink.posture[0].filter, "resource.labels.bucket_name=\"uploader-prod\"")
+    error_message = "The Admin Activity route must send the watched bucket's Admin Activity entries to the posture topic."
+  }
+  assert {
+    condition     = google_pubsub_topic_iam_member.posture_sink_publishes[0].member == google_logging_project_sink.posture[0].writer_identity && google_pubsub_topic_iam_member.posture_sink_publishes[0].role == "roles/pubsub.publisher" && google_pubsub_topic_iam_member.posture_sink_publishes[0].topic == google_pubsub_topic.posture[0].name
+    error_message = "The sink's writer identity must publish to the posture topic only."
+  }
+  assert {
+    condition = (endswith(google_pubsub_subscription.posture[0].push_config[0].push_endpoint, "/projects/tg-test-project/topics/tamperguard-posture") &&
+      google_pubsub_subscription.posture[0].push_config[0].oidc_token[0].service_account_email == google_service_account.push.email &&
+      google_pubsub_subscription.posture[0].dead_letter_policy[0].dead_letter_topic == google_pubsub_topic.dead_letter.id &&
+    google_pubsub_subscription_iam_member.pubsub_forwards_dead_letters["posture"].role == "roles/pubsub.subscriber")
+    error_message = "The posture subscription must push to the function like the other topics, with dead letters."
+  }
+}
+
+run "audit_logs_managed_elsewhere" {
+  command = apply
+
+  variables {
+    storage_data_write_audit_logs = false
+  }
+
+  assert {
+    condition     = length(google_project_iam_audit_config.storage) == 0 && google_logging_log_view_iam_member.runtime_audit_view.role == "roles/logging.viewAccessor"
+    error_message = "Without the audit config, the log bucket, view and grant stay."
+  }
+}
+
+run "openpgp_sha1_unsafe" {
+  command = apply
+
+  variables {
+    rules = [{
+      objects = ["bash"]
+      release = { git = "https://github.com/example/uploader.git" }
+      keys = {
+        ssh                                       = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBpTb9ItestOnlyNotARealKeyAAAAAAAAAAAAAAAAAA release@example.org"]
+        openpgp_allow_sha1_self_signatures_unsafe = true
+      }
+    }]
+  }
+
+  assert {
+    condition     = yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).rules[0].keys == { ssh = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBpTb9ItestOnlyNotARealKeyAAAAAAAAAAAAAAAAAA release@example.org"], openpgp_allow_sha1_self_signatures_unsafe = true }
+    error_message = "The unsafe SHA-1 self-signature switch must reach the configuration only when set."
+  }
 }
 
 run "slack_bot_token" {
