@@ -135,7 +135,7 @@ variable "rules" {
     tamperguard's rules for the watched bucket (the configuration's `rules:`; the bucket is
     filled in). Each rule: `objects` (names or path.Match globs, `{tag}` captures a release
     tag), `release` (exactly one of `git`, `url` or `github`, plus `tag`, `checksums`,
-    `entry`, `signature`, `files`, `github_api`), `keys` (the pinned public keys, inline:
+    `entry`, `signature`, `files`, `github_api`, `tags`, `prereleases`, `github_token_env`), `keys` (the pinned public keys, inline:
     armored OpenPGP, `ssh-…` lines, cosign PEM; `openpgp_allow_sha1_self_signatures_unsafe`
     accepts SHA-1 self-signatures, unsafe), `on_mismatch` (restore | quarantine |
     alert), `fallback` (quarantine | alert), `cache_control` and protected `metadata`.
@@ -153,6 +153,13 @@ variable "rules" {
       entry      = optional(string)
       signature  = optional(string)
       files      = optional(string)
+      # tag: latest only: which tags count (a glob, or "regexp:…"), and whether
+      # pre-releases may be the latest (default: no).
+      tags        = optional(string)
+      prereleases = optional(bool)
+      # The environment variable holding a GitHub token for the API (default GITHUB_TOKEN);
+      # pass the variable to the function yourself (e.g. from Secret Manager).
+      github_token_env = optional(string)
     })
     keys = object({
       openpgp = optional(list(string), [])
