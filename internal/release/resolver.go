@@ -91,10 +91,15 @@ func sameMark(a, b Mark) bool {
 	return a.ID == b.ID && a.Tag == b.Tag && a.Version == b.Version && a.Time.Equal(b.Time)
 }
 
-// evidenceID names what verified: a digest of the tag, the checksum file and its signature.
+// evidenceID names what verified: a digest of the tag, the checksum file and its signature
+// (for a git release, the signed tag object, which names every other object).
 func evidenceID(ev *Evidence) string {
 	h := sha256.New()
-	for _, part := range [][]byte{[]byte(ev.Tag), ev.Checksums, ev.Signature} {
+	parts := [][]byte{[]byte(ev.Tag), ev.Checksums, ev.Signature}
+	if ev.Git != nil {
+		parts = append(parts, ev.Git.TagObject)
+	}
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
