@@ -90,12 +90,6 @@ var defaultGitLimits = gitLimits{
 	evidence: 5 << 20,
 }
 
-// maxRefusedCandidates is how many tags refused while listing Candidates still returns (the
-// newest), so that a resolver reports them as skipped. It must stay well below the
-// resolver's candidate budget: refused tags beyond it are left out, so that junk tags
-// cannot crowd the real release out of that budget.
-const maxRefusedCandidates = 8
-
 // maxRefusedListed bounds the refused tags ListCandidates reports.
 const maxRefusedListed = 256
 
@@ -114,8 +108,9 @@ type GitSource struct {
 }
 
 var (
-	_ Source     = (*GitSource)(nil)
-	_ Reverifier = (*GitSource)(nil)
+	_ Source          = (*GitSource)(nil)
+	_ Reverifier      = (*GitSource)(nil)
+	_ CandidateLister = (*GitSource)(nil)
 )
 
 // gitBackend is where a GitSource's refs and objects come from.
@@ -208,18 +203,12 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 func (s *GitSource) Key() string { return "git " + s.display }
 
 // Candidates lists the tags that may be the latest release: every tag whose signature
-// verified while listing, the tags that could not be checked within the listing's budget,
-// and the newest few (maxRefusedCandidates) of the refused ones, so that they are reported
-// as skipped. ListCandidates has them all.
+// verified while listing and the tags that could not be checked within the listing's
+// budget. The refused ones, and why, are in ListCandidates (which the Resolver uses): left
+// out here, junk tags cannot crowd the real release out of a caller's candidate budget.
 func (s *GitSource) Candidates(ctx context.Context) ([]Candidate, error) {
-	cands, refused, err := s.ListCandidates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < len(refused) && i < maxRefusedCandidates; i++ {
-		cands = append(cands, Candidate{Tag: refused[i].Tag})
-	}
-	return cands, nil
+	cands, _, err := s.ListCandidates(ctx)
+	return cands, err
 }
 
 // ListCandidates lists the repository's tags and checks them cheaply, newest first:

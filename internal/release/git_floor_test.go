@@ -246,3 +246,67 @@ func TestGitEvidenceBounded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(rel.Evidence.Checksums), e.Digest.String())
 }
+
+// A rule that follows some tags reports the refused tags it follows, and only those.
+func TestGitFilteredReportsRefusedTagsItFollows(t *testing.T) {
+	ctx := context.Background()
+	dir := copyRepo(t)
+	runGit(t, dir, "tag", "-a", "-m", "not ours", "v9.9.9", "main")
+	f, err := NewTagFilter("v1.*", false)
+	require.NoError(t, err)
+	git, err := NewGit(dir, "SHA256SUMS", maintainerKeys(t))
+	require.NoError(t, err)
+	src := Filtered(git, f)
+
+	_, refused, err := src.ListCandidates(ctx)
+	require.NoError(t, err)
+	var tags []string
+	for _, s := range refused {
+		tags = append(tags, s.Tag)
+	}
+	assert.Equal(t, []string{"v1.5.0", "v1.4.0", "v1.3.0"}, tags)
+
+	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.2.0", rel.Tag)
+	tags = nil
+	for _, s := range rel.Skipped {
+		tags = append(tags, s.Tag)
+	}
+	assert.Equal(t, []string{"v1.5.0", "v1.4.0", "v1.3.0"}, tags)
+}
+
+// Forty unsigned tags pushed over a deleted signed one: the floor's reason and Skipped
+// name every one, and the reason's message stays bounded. A refused tag older than the
+// floor is not among them: it could not have been the answer.
+func TestGitFloorReportsEveryRefusedTag(t *testing.T) {
+	ctx := context.Background()
+	dir := copyRepo(t)
+	src, err := NewGit(dir, "SHA256SUMS", maintainerKeys(t))
+	require.NoError(t, err)
+	marks := &MemoryMarks{}
+	_, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	runGit(t, dir, "tag", "-d", "v1.2.0")
+	for i := range 40 {
+		runGit(t, dir, "tag", "-a", "-m", "junk", fmt.Sprintf("v2.0.%d", i), "main")
+	}
+	runGit(t, dir, "tag", "-a", "-m", "junk", "v1.1.5", "main")
+	fresh, err := NewGit(dir, "SHA256SUMS", maintainerKeys(t))
+	require.NoError(t, err)
+	rel, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(ctx, fresh, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "v1.2.0", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	assert.ErrorIs(t, rel.Floor.Reason, ErrRollback, "what is left verified is older than the floor")
+	assert.Len(t, rel.Skipped, 43, "the 40 pushed, v1.5.0, v1.4.0 and v1.3.0")
+	for _, s := range rel.Skipped {
+		assert.NotEqual(t, "v1.1.5", s.Tag, "older than the floor")
+	}
+	var rb *RollbackError
+	require.ErrorAs(t, rel.Floor.Reason, &rb)
+	assert.Len(t, rb.Skipped, 43)
+	assert.Contains(t, rel.Floor.Reason.Error(), "and 38 more")
+	assert.Contains(t, rel.Floor.Reason.Error(), "the newest v1.1.0", "the newest older tag that is not refused")
+	assert.Less(t, len(rel.Floor.Reason.Error()), 2000)
+}

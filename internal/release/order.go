@@ -454,6 +454,33 @@ func (s *FilteredSource) Candidates(ctx context.Context) ([]Candidate, error) {
 	return kept, nil
 }
 
+// ListCandidates lists the candidates, and the refused tags of a CandidateLister, whose tag
+// matches the pattern.
+func (s *FilteredSource) ListCandidates(ctx context.Context) ([]Candidate, []Skipped, error) {
+	l, ok := s.Source.(CandidateLister)
+	if !ok {
+		cs, err := s.Candidates(ctx)
+		return cs, nil, err
+	}
+	cs, refused, err := l.ListCandidates(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept := cs[:0:0]
+	for _, c := range cs {
+		if c.Tag == "" || s.filter.MatchPattern(c.Tag) {
+			kept = append(kept, c)
+		}
+	}
+	var keptRefused []Skipped
+	for _, r := range refused {
+		if s.filter.MatchPattern(r.Tag) {
+			keptRefused = append(keptRefused, r)
+		}
+	}
+	return kept, keptRefused, nil
+}
+
 // Fetch refuses a tag outside the pattern, else fetches it.
 func (s *FilteredSource) Fetch(ctx context.Context, tag string) (*Release, error) {
 	if tag != "" && !s.filter.MatchPattern(tag) {

@@ -192,6 +192,13 @@ type Source interface {
 	Fetch(ctx context.Context, tag string) (*Release, error)
 }
 
+// CandidateLister is a Source that also reports every tag it refused from its listing
+// alone (newest first, bounded by the source), with the reason. The Resolver uses it instead
+// of Candidates, so that each refused tag is reported as skipped without a fetch.
+type CandidateLister interface {
+	ListCandidates(ctx context.Context) (cands []Candidate, refused []Skipped, err error)
+}
+
 // Reverifier is a Source that can verify a release again from its Evidence alone, against
 // its current pinned keys: the floor kept in the state bucket survives the attacker
 // deleting or garbling the release at its source.
