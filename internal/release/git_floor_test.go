@@ -310,3 +310,40 @@ func TestGitFloorReportsEveryRefusedTag(t *testing.T) {
 	assert.Contains(t, rel.Floor.Reason.Error(), "the newest v1.1.0", "the newest older tag that is not refused")
 	assert.Less(t, len(rel.Floor.Reason.Error()), 2000)
 }
+
+// Tags that are not versions are ordered by their signed tagger time; a refused tag has no
+// time to be placed by, yet when the floor stands in, every refused tag is still named.
+func TestGitFloorReportsRefusedTagsWithoutVersions(t *testing.T) {
+	ctx := context.Background()
+	key, keys := gitSSHSigner(t)
+	r := newGitTestRepo(t, t.TempDir(), "project.git")
+	r.key = key
+	r.commit(gitReleaseFiles(t, "50", nil))
+	r.signedTagAt("build-050", "2025-01-01T12:00:00Z")
+	r.commit(gitReleaseFiles(t, "100", nil))
+	r.signedTagAt("build-100", "2025-06-01T12:00:00Z")
+	src, err := NewGit(r.dir, "SHA256SUMS", keys)
+	require.NoError(t, err)
+	marks := &MemoryMarks{}
+	rel, err := NewResolver(ResolverOptions{Marks: marks}).Resolve(ctx, src, Latest, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, "build-100", rel.Tag)
+
+	r.git("tag", "-d", "build-100")
+	r.git("tag", "-a", "-m", "junk", "build-200")
+	r.git("tag", "build-300")
+	fresh, err := NewGit(r.dir, "SHA256SUMS", keys)
+	require.NoError(t, err)
+	rel, err = NewResolver(ResolverOptions{Marks: marks}).Resolve(ctx, fresh, Latest, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, "build-100", rel.Tag)
+	require.NotNil(t, rel.Floor)
+	reasons := map[string]error{}
+	for _, s := range rel.Skipped {
+		reasons[s.Tag] = s.Reason
+	}
+	assert.ErrorIs(t, reasons["build-050"], ErrRollback, "older by its signed time")
+	assert.ErrorIs(t, reasons["build-200"], ErrUnsigned)
+	assert.ErrorIs(t, reasons["build-300"], ErrUnsigned)
+	assert.Len(t, reasons, 3)
+}

@@ -323,8 +323,10 @@ func (f *TagFilter) String() string {
 
 // sortCandidates orders the candidates that filter allows newest first. When any tag is a
 // semantic version, only semantic versions are kept (a stray "nightly" tag must not outrank
-// v2.0.0). Otherwise candidates with a time are ordered by it (those without are dropped);
-// when none has one, by their numbers (curl-8_21_0 before curl-8_9_1). Pre-releases are left out unless the filter allows
+// v2.0.0). Otherwise candidates with a time are ordered by it (those without are dropped,
+// but for candidates refused from the listing: they come last, to be reported, never
+// fetched); when none has one, by their numbers (curl-8_21_0 before curl-8_9_1).
+// Pre-releases are left out unless the filter allows
 // them, as GitHub's "latest" leaves them out: a signed v2.0.0-rc1 must not make the stable
 // script look tampered, nor rc-8_22_0-2 outrank curl-8_21_0.
 func sortCandidates(cs []Candidate, filter *TagFilter) []Candidate {
@@ -352,15 +354,18 @@ func sortCandidates(cs []Candidate, filter *TagFilter) []Candidate {
 		})
 		return versions
 	}
-	var timed []Candidate
+	var timed, refused []Candidate
 	for _, c := range others {
-		if !c.Time.IsZero() {
+		switch {
+		case !c.Time.IsZero():
 			timed = append(timed, c)
+		case c.Refused != nil:
+			refused = append(refused, c)
 		}
 	}
 	if len(timed) > 0 {
 		// Those without a time cannot be ranked among those with one.
-		others = timed
+		others = append(timed, refused...)
 	}
 	sort.SliceStable(others, func(i, j int) bool {
 		if !others[i].Time.Equal(others[j].Time) {
