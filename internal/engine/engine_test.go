@@ -670,13 +670,15 @@ rules:
 	require.Equal(t, engine.VerdictOK, d.Verdict, d.Error)
 	require.Equal(t, "v1.2.0", d.Release)
 
-	// The attacker deletes the newest tag; a fresh instance is offered v1.1.0 as latest.
+	// The attacker deletes the newest tag; a fresh instance is offered v1.1.0 as latest,
+	// refuses it, and judges against v1.2.0 verified again from the state bucket's floor.
 	r, err := git.PlainOpen(repo)
 	require.NoError(t, err)
 	require.NoError(t, r.Storer.RemoveReference(plumbing.NewTagReferenceName("v1.2.0")))
 	d = newEngine().Check(ctx, bucket, "install.sh", 0, false)
-	assert.Equal(t, engine.VerdictUnverifiable, d.Verdict)
-	assert.Equal(t, engine.ReasonRollback, d.Reason, d.Error)
+	assert.Equal(t, engine.VerdictOK, d.Verdict, d.Error)
+	assert.Equal(t, "v1.2.0", d.Release)
+	assert.Contains(t, d.Floor, "rollback refused")
 }
 
 // Incidents are keyed by what happened, not only by generation: the same generation's

@@ -13,8 +13,9 @@ import (
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
-// maxMarkRecord bounds a mark record read back: it carries the floor's checksum file (at most
-// 4 MiB) and signature, base64-encoded.
+// maxMarkRecord bounds a mark record read back: it carries the floor's evidence,
+// base64-encoded: a checksum file (at most 4 MiB) and its signature, or a git release's
+// objects (at most 5 MiB in all, see the git source's evidence limit).
 const maxMarkRecord = 8 << 20
 
 // stateMarks keeps each rule's rollback mark and floor in the state bucket, so every instance

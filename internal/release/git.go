@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"path"
 	"sort"
@@ -53,6 +54,13 @@ type gitLimits struct {
 
 	cacheBytes int64 // verified objects kept between resolutions
 	refusals   int   // refused tag objects remembered
+
+	// evidence bounds the objects a release keeps as Evidence (the tag object, the commit,
+	// the trees on the checksum file's path and the checksum file): base64-encoded in the
+	// state bucket's mark record, they must stay below its 8 MiB bound. A real release's
+	// are a few KiB; one over the bound keeps no evidence, and its floor then survives a
+	// restart only while its tag can still be fetched.
+	evidence int64
 }
 
 var defaultGitLimits = gitLimits{
@@ -78,13 +86,9 @@ var defaultGitLimits = gitLimits{
 
 	cacheBytes: 32 << 20,
 	refusals:   1 << 16,
-}
 
-// maxRefusedCandidates is how many tags refused while listing Candidates still returns (the
-// newest), so that a resolver reports them as skipped. It must stay well below the
-// resolver's candidate budget: refused tags beyond it are left out, so that junk tags
-// cannot crowd the real release out of that budget.
-const maxRefusedCandidates = 8
+	evidence: 5 << 20,
+}
 
 // maxRefusedListed bounds the refused tags ListCandidates reports.
 const maxRefusedListed = 256
@@ -103,7 +107,11 @@ type GitSource struct {
 	cache     *gitCache
 }
 
-var _ Source = (*GitSource)(nil)
+var (
+	_ Source          = (*GitSource)(nil)
+	_ Reverifier      = (*GitSource)(nil)
+	_ CandidateLister = (*GitSource)(nil)
+)
 
 // gitBackend is where a GitSource's refs and objects come from.
 type gitBackend interface {
@@ -195,18 +203,12 @@ func NewGit(repoURL, checksums string, keys *signing.Keys) (*GitSource, error) {
 func (s *GitSource) Key() string { return "git " + s.display }
 
 // Candidates lists the tags that may be the latest release: every tag whose signature
-// verified while listing, the tags that could not be checked within the listing's budget,
-// and the newest few (maxRefusedCandidates) of the refused ones, so that they are reported
-// as skipped. ListCandidates has them all.
+// verified while listing and the tags that could not be checked within the listing's
+// budget. The refused ones, and why, are in ListCandidates (which the Resolver uses): left
+// out here, junk tags cannot crowd the real release out of a caller's candidate budget.
 func (s *GitSource) Candidates(ctx context.Context) ([]Candidate, error) {
-	cands, refused, err := s.ListCandidates(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < len(refused) && i < maxRefusedCandidates; i++ {
-		cands = append(cands, Candidate{Tag: refused[i].Tag})
-	}
-	return cands, nil
+	cands, _, err := s.ListCandidates(ctx)
+	return cands, err
 }
 
 // ListCandidates lists the repository's tags and checks them cheaply, newest first:
@@ -450,12 +452,13 @@ func (s *GitSource) Fetch(ctx context.Context, tag string) (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.release(ctx, tag, ref.id, t, signer)
+	rel, err := s.release(ctx, tag, ref.id, data, t, signer)
 	return rel, s.redact(err)
 }
 
-// release reads the checksum file from the verified tag's tree.
-func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, signer signing.Signer) (*Release, error) {
+// release reads the checksum file from the verified tag's tree, and keeps the objects on
+// the way as the release's Evidence.
+func (s *GitSource) release(ctx context.Context, tag string, id oid, tagData []byte, t *gitTag, signer signing.Signer) (*Release, error) {
 	scope := fetchScope{}
 	commit, err := s.object(ctx, scope, t.Object, objCommit, s.lim.commit)
 	if err != nil {
@@ -465,7 +468,8 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: commit of tag %q in %s: %v", ErrInvalid, tag, s.display, err)
 	}
-	e, err := s.walk(ctx, scope, root, s.checksums)
+	var trees [][]byte
+	e, err := s.walk(ctx, scope, root, s.checksums, &trees)
 	if err != nil {
 		return nil, fmt.Errorf("tree of tag %q in %s: %w", tag, s.display, err)
 	}
@@ -480,6 +484,14 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s in tag %q of %s: %w", ErrInvalid, s.checksums, tag, s.display, err)
 	}
+	var ev *Evidence
+	size := int64(len(tagData) + len(commit) + len(content))
+	for _, tr := range trees {
+		size += int64(len(tr))
+	}
+	if size <= s.lim.evidence {
+		ev = &Evidence{Tag: tag, Checksums: content, Git: &GitEvidence{TagObject: tagData, Commit: commit, Trees: trees}}
+	}
 	return &Release{
 		Source:        s.Key(),
 		Tag:           tag,
@@ -488,7 +500,115 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, t *gitTag, 
 		Checksums:     sums,
 		ChecksumsName: s.checksums,
 		TagObject:     id.String(),
-		files:         &gitFiles{src: s, root: root, dir: path.Dir(s.checksums)},
+		Evidence:      ev,
+		files:         s.files(root, trees),
+	}, nil
+}
+
+// files opens the release files of the tree root; trees are the trees already read on the
+// checksum file's path (root first), so that they need not be fetched again.
+func (s *GitSource) files(root oid, trees [][]byte) *gitFiles {
+	known := fetchScope{}
+	cur := root
+	for i, name := range strings.Split(s.checksums, "/") {
+		if i >= len(trees) {
+			break
+		}
+		known[cur] = &packObject{typ: objTree, data: trees[i], id: cur}
+		e, ok, err := lookupTree(trees[i], name)
+		if err != nil || !ok || !e.isDir() {
+			break
+		}
+		cur = e.id
+	}
+	return &gitFiles{src: s, root: root, dir: path.Dir(s.checksums), known: known}
+}
+
+// Reverify verifies a release again from its kept Evidence alone, offline: the tag object's
+// id is its hash, its signature must verify against the keys pinned now and the tag name
+// inside it must be the kept tag; the commit must hash to the id the tag names, each tree
+// on the checksum file's path to the id the one before names, and the checksum file to
+// the id of its entry. Neither the tag ref nor the remote takes part, so an attacker who
+// deletes the tag, or rewrites every branch, does not take the floor away. The release
+// file is still read by its object id when a restore opens it (hashed again on the way).
+func (s *GitSource) Reverify(_ context.Context, ev *Evidence) (*Release, error) {
+	rel, err := s.reverify(ev)
+	if err != nil {
+		return nil, s.redact(fmt.Errorf("git source %s: kept release %q: %w", s.display, clip(ev.Tag), err))
+	}
+	return rel, nil
+}
+
+func (s *GitSource) reverify(ev *Evidence) (*Release, error) {
+	g := ev.Git
+	switch {
+	case g == nil:
+		return nil, fmt.Errorf("%w: the kept evidence holds no git objects", ErrInvalid)
+	case !validTagName(ev.Tag):
+		return nil, fmt.Errorf("%w: %s is not a valid tag name", ErrInvalid, quoteBytes([]byte(ev.Tag), 100))
+	case int64(len(g.TagObject)) > s.lim.tagObject:
+		return nil, fmt.Errorf("%w: the kept tag object is over %d bytes", ErrInvalid, s.lim.tagObject)
+	case int64(len(g.Commit)) > s.lim.commit:
+		return nil, fmt.Errorf("%w: the kept commit is over %d bytes", ErrInvalid, s.lim.commit)
+	case int64(len(ev.Checksums)) > s.lim.checksums:
+		return nil, fmt.Errorf("%w: the kept %s is over %d bytes", ErrInvalid, s.checksums, s.lim.checksums)
+	}
+	id, collision := hashObject(objTag, g.TagObject)
+	if collision {
+		return nil, fmt.Errorf("%w: %w: the kept tag object carries a SHA-1 collision attack", ErrInvalid, ErrGitIntegrity)
+	}
+	t, signer, err := s.checkTag(tagRef{name: ev.Tag, id: id, annotated: true}, g.TagObject)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkObject(t.Object, objCommit, g.Commit); err != nil {
+		return nil, fmt.Errorf("the kept commit: %w", err)
+	}
+	root, err := commitTree(g.Commit)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the kept commit: %v", ErrInvalid, err)
+	}
+	parts := strings.Split(s.checksums, "/")
+	if len(g.Trees) != len(parts) {
+		return nil, fmt.Errorf("%w: %d trees kept, the path %s needs %d", ErrInvalid, len(g.Trees), s.checksums, len(parts))
+	}
+	cur := root
+	for i, name := range parts {
+		tree := g.Trees[i]
+		if int64(len(tree)) > s.lim.tree {
+			return nil, fmt.Errorf("%w: kept tree %s is over %d bytes", ErrInvalid, cur.short(), s.lim.tree)
+		}
+		if err := checkObject(cur, objTree, tree); err != nil {
+			return nil, fmt.Errorf("the kept trees: %w", err)
+		}
+		e, ok, err := lookupTree(tree, name)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%w: kept tree %s: %v", ErrInvalid, cur.short(), err)
+		case !ok:
+			return nil, fmt.Errorf("%w: %s is not in the kept tree %s", ErrInvalid, s.checksums, cur.short())
+		case i == len(parts)-1 && !e.isFile(), i < len(parts)-1 && !e.isDir():
+			return nil, fmt.Errorf("%w: %s is not a file in the kept trees", ErrInvalid, s.checksums)
+		}
+		cur = e.id
+	}
+	if err := checkObject(cur, objBlob, ev.Checksums); err != nil {
+		return nil, fmt.Errorf("the kept %s: %w", s.checksums, err)
+	}
+	sums, err := checksum.Parse(ev.Checksums)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the kept %s: %w", ErrInvalid, s.checksums, err)
+	}
+	return &Release{
+		Source:        s.Key(),
+		Tag:           ev.Tag,
+		Signer:        signer,
+		Time:          t.Time,
+		Checksums:     sums,
+		ChecksumsName: s.checksums,
+		TagObject:     id.String(),
+		Evidence:      ev,
+		files:         s.files(root, g.Trees),
 	}, nil
 }
 
@@ -525,14 +645,18 @@ func (s *GitSource) object(ctx context.Context, scope fetchScope, id oid, t objT
 	return o.data, nil
 }
 
-// walk finds p in the tree root; nil when it is not there.
-func (s *GitSource) walk(ctx context.Context, scope fetchScope, root oid, p string) (*treeEntry, error) {
+// walk finds p in the tree root; nil when it is not there. trees, when set, gets each tree
+// read on the way, root first.
+func (s *GitSource) walk(ctx context.Context, scope fetchScope, root oid, p string, trees *[][]byte) (*treeEntry, error) {
 	cur := root
 	parts := strings.Split(p, "/")
 	for i, name := range parts {
 		data, err := s.object(ctx, scope, cur, objTree, s.lim.tree)
 		if err != nil {
 			return nil, err
+		}
+		if trees != nil {
+			*trees = append(*trees, data)
 		}
 		e, ok, err := lookupTree(data, name)
 		if err != nil {
@@ -553,11 +677,14 @@ func (s *GitSource) walk(ctx context.Context, scope fetchScope, root oid, p stri
 }
 
 // gitFiles opens files from the signed tag's tree, relative to the checksum file as
-// `sha256sum -c` would. Nothing is fetched until a file is opened.
+// `sha256sum -c` would. Nothing is fetched until a file is opened, and then only by object
+// id, so a file can be read while its tag is deleted (as long as the remote still holds
+// the objects). known are trees already verified, read from no remote.
 type gitFiles struct {
-	src  *GitSource
-	root oid
-	dir  string
+	src   *GitSource
+	root  oid
+	dir   string
+	known fetchScope
 }
 
 func (f *gitFiles) open(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -566,7 +693,9 @@ func (f *gitFiles) open(ctx context.Context, name string) (io.ReadCloser, error)
 		return nil, fmt.Errorf("%w: %q leaves the tree", ErrInvalid, name)
 	}
 	s := f.src
-	e, err := s.walk(ctx, fetchScope{}, f.root, p)
+	scope := fetchScope{}
+	maps.Copy(scope, f.known)
+	e, err := s.walk(ctx, scope, f.root, p, nil)
 	if err != nil {
 		return nil, s.redact(err)
 	}

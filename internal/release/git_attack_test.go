@@ -64,6 +64,7 @@ func TestGitTagFloodDoesNotHideTheRelease(t *testing.T) {
 				require.NotEmpty(t, rel.Skipped)
 				assert.Equal(t, "v9.0.31", rel.Skipped[0].Tag)
 				assert.ErrorIs(t, rel.Skipped[0].Reason, ErrUnsigned)
+				assert.Len(t, rel.Skipped, 35, "every refused tag newer than the release: the 32 pushed, v1.5.0, v1.4.0 and v1.3.0")
 				if srv != nil && kind == "lightweight" {
 					// Lightweight tags are told from the listing: the only fetches are the
 					// signed tags' objects, then v1.2.0's commit and checksum file.

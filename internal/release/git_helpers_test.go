@@ -40,6 +40,12 @@ func gitBin(t testing.TB) string {
 // trimmed output.
 func runGit(t testing.TB, dir string, args ...string) string {
 	t.Helper()
+	return runGitEnv(t, dir, nil, args...)
+}
+
+// runGitEnv is runGit with more environment (which wins over the fixed one).
+func runGitEnv(t testing.TB, dir string, env []string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(gitBin(t), args...)
 	cmd.Dir = dir
 	home := t.TempDir()
@@ -49,6 +55,7 @@ func runGit(t testing.TB, dir string, args ...string) string {
 		"GIT_COMMITTER_NAME=Test Maintainer", "GIT_COMMITTER_EMAIL=maintainer@example.org",
 		"GIT_AUTHOR_DATE=2025-06-01T12:00:00Z", "GIT_COMMITTER_DATE=2025-06-01T12:00:00Z",
 		"TZ=UTC", "LC_ALL=C")
+	cmd.Env = append(cmd.Env, env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -110,8 +117,15 @@ func (r *gitTestRepo) commit(files map[string][]byte) string {
 // signedTag makes an SSH-signed annotated tag (git tag -s, gpg.format=ssh) on HEAD.
 func (r *gitTestRepo) signedTag(name string) {
 	r.t.Helper()
+	r.signedTagAt(name, "2025-06-01T12:00:00Z")
+}
+
+// signedTagAt is signedTag with the tagger date given.
+func (r *gitTestRepo) signedTagAt(name, date string) {
+	r.t.Helper()
 	require.NotEmpty(r.t, r.key, "the repository has no signing key")
-	r.git("-c", "gpg.format=ssh", "-c", "user.signingKey="+r.key, "tag", "-s", "-m", "Release "+name, name)
+	runGitEnv(r.t, r.work, []string{"GIT_COMMITTER_DATE=" + date}, "--git-dir="+r.dir, "--work-tree="+r.work,
+		"-c", "gpg.format=ssh", "-c", "user.signingKey="+r.key, "tag", "-s", "-m", "Release "+name, name)
 }
 
 // gitReleaseFiles is a tree holding install.sh and a SHA256SUMS that lists it (and the extra

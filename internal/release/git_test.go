@@ -241,13 +241,21 @@ func TestGitRemoteOverHTTP(t *testing.T) {
 	ctx := context.Background()
 	src, err := NewGit(srv.URL+"/uploader.git", "SHA256SUMS", maintainerKeys(t))
 	require.NoError(t, err)
-	cands, err := src.Candidates(ctx)
+	cands, refused, err := src.ListCandidates(ctx)
 	require.NoError(t, err)
-	var tags []string
+	var tags, refusedTags []string
 	for _, c := range cands {
 		tags = append(tags, c.Tag)
 	}
-	assert.ElementsMatch(t, []string{"v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0", "sha1-signed", "expired-signed"}, tags)
+	for _, s := range refused {
+		refusedTags = append(refusedTags, s.Tag)
+		assert.Error(t, s.Reason, s.Tag)
+	}
+	assert.ElementsMatch(t, []string{"v1.0.0", "v1.1.0", "v1.2.0"}, tags)
+	assert.Equal(t, []string{"v1.5.0", "v1.4.0", "v1.3.0", "sha1-signed", "expired-signed"}, refusedTags, "newest first")
+	plain, err := src.Candidates(ctx)
+	require.NoError(t, err)
+	assert.Len(t, plain, 3, "Candidates leaves the refused tags out")
 
 	rel, err := NewResolver(ResolverOptions{}).Resolve(ctx, src, Latest, time.Time{})
 	require.NoError(t, err)

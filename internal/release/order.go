@@ -323,8 +323,10 @@ func (f *TagFilter) String() string {
 
 // sortCandidates orders the candidates that filter allows newest first. When any tag is a
 // semantic version, only semantic versions are kept (a stray "nightly" tag must not outrank
-// v2.0.0). Otherwise candidates with a time are ordered by it (those without are dropped);
-// when none has one, by their numbers (curl-8_21_0 before curl-8_9_1). Pre-releases are left out unless the filter allows
+// v2.0.0). Otherwise candidates with a time are ordered by it (those without are dropped,
+// but for candidates refused from the listing: they come last, to be reported, never
+// fetched); when none has one, by their numbers (curl-8_21_0 before curl-8_9_1).
+// Pre-releases are left out unless the filter allows
 // them, as GitHub's "latest" leaves them out: a signed v2.0.0-rc1 must not make the stable
 // script look tampered, nor rc-8_22_0-2 outrank curl-8_21_0.
 func sortCandidates(cs []Candidate, filter *TagFilter) []Candidate {
@@ -352,15 +354,18 @@ func sortCandidates(cs []Candidate, filter *TagFilter) []Candidate {
 		})
 		return versions
 	}
-	var timed []Candidate
+	var timed, refused []Candidate
 	for _, c := range others {
-		if !c.Time.IsZero() {
+		switch {
+		case !c.Time.IsZero():
 			timed = append(timed, c)
+		case c.Refused != nil:
+			refused = append(refused, c)
 		}
 	}
 	if len(timed) > 0 {
 		// Those without a time cannot be ranked among those with one.
-		others = timed
+		others = append(timed, refused...)
 	}
 	sort.SliceStable(others, func(i, j int) bool {
 		if !others[i].Time.Equal(others[j].Time) {
@@ -452,6 +457,33 @@ func (s *FilteredSource) Candidates(ctx context.Context) ([]Candidate, error) {
 		}
 	}
 	return kept, nil
+}
+
+// ListCandidates lists the candidates, and the refused tags of a CandidateLister, whose tag
+// matches the pattern.
+func (s *FilteredSource) ListCandidates(ctx context.Context) ([]Candidate, []Skipped, error) {
+	l, ok := s.Source.(CandidateLister)
+	if !ok {
+		cs, err := s.Candidates(ctx)
+		return cs, nil, err
+	}
+	cs, refused, err := l.ListCandidates(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	kept := cs[:0:0]
+	for _, c := range cs {
+		if c.Tag == "" || s.filter.MatchPattern(c.Tag) {
+			kept = append(kept, c)
+		}
+	}
+	var keptRefused []Skipped
+	for _, r := range refused {
+		if s.filter.MatchPattern(r.Tag) {
+			keptRefused = append(keptRefused, r)
+		}
+	}
+	return kept, keptRefused, nil
 }
 
 // Fetch refuses a tag outside the pattern, else fetches it.

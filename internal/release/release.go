@@ -112,6 +112,20 @@ type Evidence struct {
 	// Assets are a GitHub release's asset ids by name, to fetch restore copies from (their
 	// bytes are hashed against the signed digest before use, like every restore copy).
 	Assets map[string]int64 `json:"assets,omitempty"`
+	// Git is, for a git release, the signed tag object and the objects on the path from it to
+	// the checksum file (whose bytes are Checksums; Signature is empty: the signature is in
+	// the tag object). Each is named by the one before it, so the tag object's signature
+	// vouches for them all and no ref or remote is needed to verify them again.
+	Git *GitEvidence `json:"git,omitempty"`
+}
+
+// GitEvidence is what a git release was verified from, byte for byte: the content of the
+// objects, without their "<type> <size>" headers.
+type GitEvidence struct {
+	TagObject []byte `json:"tag_object"`
+	Commit    []byte `json:"commit"`
+	// Trees are the root tree and then each tree on the checksum file's path.
+	Trees [][]byte `json:"trees"`
 }
 
 // Skipped is a release candidate that was not trusted.
@@ -176,6 +190,13 @@ type Source interface {
 	// Fetch reads the release at tag and verifies its signature. tag is "" only for
 	// sources whose location has no tag in it.
 	Fetch(ctx context.Context, tag string) (*Release, error)
+}
+
+// CandidateLister is a Source that also reports every tag it refused from its listing
+// alone (newest first, bounded by the source), with the reason. The Resolver uses it instead
+// of Candidates, so that each refused tag is reported as skipped without a fetch.
+type CandidateLister interface {
+	ListCandidates(ctx context.Context) (cands []Candidate, refused []Skipped, err error)
 }
 
 // Reverifier is a Source that can verify a release again from its Evidence alone, against

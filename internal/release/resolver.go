@@ -91,10 +91,15 @@ func sameMark(a, b Mark) bool {
 	return a.ID == b.ID && a.Tag == b.Tag && a.Version == b.Version && a.Time.Equal(b.Time)
 }
 
-// evidenceID names what verified: a digest of the tag, the checksum file and its signature.
+// evidenceID names what verified: a digest of the tag, the checksum file and its signature
+// (for a git release, the signed tag object, which names every other object).
 func evidenceID(ev *Evidence) string {
 	h := sha256.New()
-	for _, part := range [][]byte{[]byte(ev.Tag), ev.Checksums, ev.Signature} {
+	parts := [][]byte{[]byte(ev.Tag), ev.Checksums, ev.Signature}
+	if ev.Git != nil {
+		parts = append(parts, ev.Git.TagObject)
+	}
+	for _, part := range parts {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)
 	}
@@ -274,7 +279,7 @@ func (r *Resolver) resolve(ctx context.Context, src Source, tag string) (*Releas
 // newest returns the newest candidate whose signature verifies and that is not older than the
 // floor; else what was skipped and why.
 func (r *Resolver) newest(ctx context.Context, src Source, mk string, fl *floorEntry) (*Release, []Skipped, error) {
-	cands, err := src.Candidates(ctx)
+	cands, err := listCandidates(ctx, src)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -284,15 +289,19 @@ func (r *Resolver) newest(ctx context.Context, src Source, mk string, fl *floorE
 	refused, fetches, notTried := 0, 0, 0
 	var older string // the newest candidate left untried because the floor is newer
 	for i, c := range cands {
-		if c.Refused != nil {
-			skipped = append(skipped, Skipped{Tag: c.Tag, Reason: c.Refused})
-			continue
-		}
 		if fl != nil && fl.mark.Version != "" {
 			if v := canonicalSemver(c.Tag); v != "" && semver.Compare(v, fl.mark.Version) < 0 {
+				if c.Refused != nil {
+					continue // could not have been the answer: not reported either
+				}
 				older = c.Tag // the floor is newer by signed version than all that is left
 				break
 			}
+		}
+		if c.Refused != nil {
+			// Refused from the listing alone: reported, never fetched, and no budget spent.
+			skipped = append(skipped, Skipped{Tag: c.Tag, Reason: c.Refused})
+			continue
 		}
 		if why := r.refused(mk, c); why != nil {
 			skipped = append(skipped, Skipped{Tag: c.Tag, Reason: why})
@@ -341,6 +350,27 @@ func (r *Resolver) newest(ctx context.Context, src Source, mk string, fl *floorE
 		return nil, skipped, skipped[0].Reason // a fixed URL: its one release, and why not
 	}
 	return nil, skipped, noTrusted(mk, listed, len(cands), skipped, notTried)
+}
+
+// listCandidates lists src's candidates; a CandidateLister's refused tags come along as
+// candidates refused from the listing, so that every one is reported as skipped.
+func listCandidates(ctx context.Context, src Source) ([]Candidate, error) {
+	l, ok := src.(CandidateLister)
+	if !ok {
+		return src.Candidates(ctx)
+	}
+	cands, refused, err := l.ListCandidates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range refused {
+		reason := s.Reason
+		if reason == nil {
+			reason = fmt.Errorf("%w: %s refused tag %q", ErrInvalid, src.Key(), clip(s.Tag))
+		}
+		cands = append(cands, Candidate{Tag: s.Tag, Refused: reason})
+	}
+	return cands, nil
 }
 
 // exact fetches one tag, refusing it when it is older than the floor of that tag.
