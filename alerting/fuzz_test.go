@@ -16,6 +16,9 @@ func FuzzEscape(f *testing.F) {
 		f.Add(s, 100)
 	}
 	f.Fuzz(func(t *testing.T, s string, max int) {
+		if max < 0 {
+			max = -max
+		}
 		max = max%5000 + 1
 		for _, mode := range []escMode{modeSlack, modeHeader, modeDisplay} {
 			out := escape(s, max, mode, false)
