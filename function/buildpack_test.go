@@ -103,24 +103,7 @@ func TestBuildpackLayout(t *testing.T) {
 		h.put("install.sh", h.good)
 		bad := h.put("install.sh", tampered(h.good))
 
-		port := freePort(t)
-		out := &logBuffer{}
-		cmd := exec.Command(bin)
-		cmd.Env = functionEnv(port, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": h.srv.URL})
-		cmd.Stdout, cmd.Stderr = out, out
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		url := "http://127.0.0.1:" + port + "/"
-		require.Eventually(t, func() bool {
-			c, err := net.Dial("tcp", "127.0.0.1:"+port)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, time.Minute, 20*time.Millisecond, "the function never listened:\n%s", out)
+		url, out, _ := startInstance(t, bin, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": h.srv.URL})
 
 		ev := storageEvent("finalized", "install.sh", bad, time.Now())
 		status, body := do(t, ev.request(t, url))
@@ -137,6 +120,43 @@ func TestBuildpackLayout(t *testing.T) {
 		assert.Equal(t, "restored", crit[0]["action"])
 		assert.Len(t, out.where(t, "message", "tamperguard ready"), 1)
 	})
+
+	// The deployed function's requests reach the framework through the front too
+	// (function.FrontFramework): storms of abandoned and cancelled requests do not wedge it.
+	t.Run("abandoned and cancelled requests do not wedge the instance", func(t *testing.T) {
+		srv := gcstest.New(t, gcstest.BucketSpec{Name: bucket, Versioning: true}, gcstest.BucketSpec{Name: stateBucket, Versioning: true})
+		url, out, _ := startInstance(t, bin, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": srv.URL, "TAMPERGUARD_LOG_LEVEL": "DEBUG"})
+		s := &storm{url: url, client: newStormClient(t)}
+		for round := range 3 {
+			s.round(t, round, 120)
+		}
+		s.judged(t, out)
+	})
+}
+
+// startInstance runs the deployed function's binary with functionEnv and extra, waits
+// until it accepts connections, and returns its URL, its stdout (the JSON log) and its
+// stderr. The instance is killed when the test ends.
+func startInstance(t *testing.T, bin string, extra map[string]string) (url string, stdout, stderr *logBuffer) {
+	t.Helper()
+	port := freePort(t)
+	stdout, stderr = &logBuffer{}, &logBuffer{}
+	cmd := exec.Command(bin)
+	cmd.Env = functionEnv(port, extra)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, time.Minute, 20*time.Millisecond, "the function never listened:\n%s%s", stdout, stderr)
+	return "http://127.0.0.1:" + port + "/", stdout, stderr
 }
 
 // functionEnv is the environment Cloud Run gives a function instance, plus extra.
