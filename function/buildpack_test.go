@@ -66,9 +66,9 @@ func TestBuildpackLayout(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
-		// -mod=mod adds the requirements the replaced module brings (all of them are in
-		// the module cache already, from building this test).
-		cmd.Env = append(os.Environ(), "GOFLAGS="+os.Getenv("GOFLAGS")+" -mod=mod", "GOWORK=off")
+		// -mod=mod adds the requirements the replaced module brings; the modules come from
+		// the module cache or, as for the buildpack, the module proxy.
+		cmd.Env = append(os.Environ(), "GOFLAGS="+os.Getenv("GOFLAGS")+" -mod=mod", "GOWORK=off", "GOPROXY="+moduleProxies(t))
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
 	}
@@ -157,6 +157,25 @@ func startInstance(t *testing.T, bin string, extra map[string]string) (url strin
 		return err == nil
 	}, time.Minute, 20*time.Millisecond, "the function never listened:\n%s%s", stdout, stderr)
 	return "http://127.0.0.1:" + port + "/", stdout, stderr
+}
+
+// moduleProxies is the configured GOPROXY without "direct": modules are fetched as the
+// buildpack fetches them, from the module proxy, never from a version control system.
+// go.mod fixes every version and go.sum every hash.
+func moduleProxies(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOPROXY").Output()
+	require.NoError(t, err)
+	var proxies []string
+	for _, p := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
+		if p != "direct" && p != "off" {
+			proxies = append(proxies, p)
+		}
+	}
+	if len(proxies) == 0 {
+		return "off" // no proxy configured: the module cache alone
+	}
+	return strings.Join(proxies, ",")
 }
 
 // functionEnv is the environment Cloud Run gives a function instance, plus extra.
