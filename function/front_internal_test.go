@@ -3,6 +3,7 @@ package function
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,14 +87,21 @@ func TestPoolWaitsAtTheLimit(t *testing.T) {
 }
 
 // A framework instance that does not answer within HandlingLimit may still be running the
-// event: it is never given another request.
+// event: it is never given another request, whether its client waited or went away.
 func TestFrontRetiresAnInstanceThatDidNotAnswer(t *testing.T) {
+	for _, clientLeaves := range []bool{false, true} {
+		t.Run(fmt.Sprint("client leaves: ", clientLeaves), func(t *testing.T) { testRetire(t, clientLeaves) })
+	}
+}
+
+func testRetire(t *testing.T, clientLeaves bool) {
 	setLimits(t, 10, 200*time.Millisecond)
-	release := make(chan struct{})
+	entered, release := make(chan struct{}, 1), make(chan struct{})
 	defer close(release)
 	var calls atomic.Int32
 	f := &fakeInstances{t: t, handle: func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
+			entered <- struct{}{}
 			<-release // the first event hangs
 		}
 		io.WriteString(w, "judged")
@@ -102,8 +110,16 @@ func TestFrontRetiresAnInstanceThatDidNotAnswer(t *testing.T) {
 	p.start = f.start
 	front := newFront(p, slog.New(slog.DiscardHandler))
 
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		<-entered
+		if clientLeaves {
+			cancel()
+		}
+	}()
 	rec := httptest.NewRecorder()
-	front.ServeHTTP(rec, post(t.Context(), "{}"))
+	front.ServeHTTP(rec, post(ctx, "{}"))
 	assert.Equal(t, http.StatusBadGateway, rec.Code)
 
 	rec = httptest.NewRecorder()
@@ -181,4 +197,43 @@ func TestFrontPassesOnPostOnly(t *testing.T) {
 	rec := httptest.NewRecorder()
 	front.ServeHTTP(rec, post(t.Context(), "{}"))
 	assert.Equal(t, http.StatusOK, rec.Code)
+}
+
+// brokenBody yields some bytes, then fails: a client whose connection broke mid-body.
+type brokenBody struct{ sent bool }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if !b.sent {
+		b.sent = true
+		return copy(p, `{"message":`), nil
+	}
+	return 0, errors.New("connection reset by peer")
+}
+
+func (b *brokenBody) Close() error { return nil }
+
+// A body that breaks off fails the request, but the framework read a short body and is
+// done with it: its instance stays in use.
+func TestFrontKeepsAnInstanceWhenTheBodyBreaksOff(t *testing.T) {
+	f := &fakeInstances{t: t, handle: func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, "judged")
+	}}
+	p := newPool()
+	p.start = f.start
+	front := newFront(p, slog.New(slog.DiscardHandler))
+
+	req := post(t.Context(), "")
+	req.Body, req.ContentLength = &brokenBody{}, -1
+	rec := httptest.NewRecorder()
+	front.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusBadGateway, rec.Code)
+
+	rec = httptest.NewRecorder()
+	front.ServeHTTP(rec, post(t.Context(), "{}"))
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, int32(1), f.started.Load(), "the instance was retired")
 }

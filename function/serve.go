@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
@@ -26,7 +28,7 @@ const MaxRequestBytes = 32 << 20
 var ShutdownGrace = 30 * time.Second
 
 // HandlingLimit bounds how long a request that the front passed on may run in the
-// Functions Framework. The client going away does not end it (see newFront); the
+// Functions Framework. The client going away does not end it (see the front, below); the
 // deployed framework also ends it at the function's timeout (CLOUD_RUN_TIMEOUT_SECONDS).
 // It is Pub/Sub's longest acknowledgement deadline: after it the event comes again anyway.
 var HandlingLimit = 10 * time.Minute
@@ -60,7 +62,9 @@ var MaxEventsInFlight = 1000
 //     again, and the engine's incidents make that delivery wait or find the work done;
 //   - passes on POST only (the receiver starts its goroutine for other methods but sends
 //     nothing);
-//   - refuses bodies over MaxRequestBytes.
+//   - refuses bodies over MaxRequestBytes;
+//   - retires an instance whose request did not come back (HandlingLimit passed, or the
+//     connection broke): it is never given another request.
 //
 // A connection to the framework breaks early only when the client's body breaks off or
 // runs over the limit: the framework then fails to read the body, before the hand-over
@@ -195,12 +199,27 @@ func (p *pool) signal() {
 
 // passing is what the front knows of one request it passes on.
 type passing struct {
-	client   context.Context // the request's context as the client sent it
 	instance *url.URL
-	retire   bool // the instance may still be busy or broken: never use it again
+	body     *watchedBody // nil: no body
+	retire   bool         // the instance may still be busy or broken: never use it again
 }
 
 type passingKey struct{}
+
+// watchedBody notes whether reading the client's body failed: the body broke off or ran
+// over the limit, and the framework, which then read a short body, answers on its own.
+type watchedBody struct {
+	io.ReadCloser
+	failed atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+	return n, err
+}
 
 // newFront returns the handler in front of the framework instances of p (see above).
 func newFront(p *pool, log *slog.Logger) http.Handler {
@@ -217,16 +236,13 @@ func newFront(p *pool, log *slog.Logger) http.Handler {
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			pass := r.Context().Value(passingKey{}).(*passing)
-			switch tooBig := (*http.MaxBytesError)(nil); {
-			case errors.As(err, &tooBig):
+			if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
 				http.Error(w, fmt.Sprintf("request body over %d bytes", MaxRequestBytes), http.StatusRequestEntityTooLarge)
 				return
-			case pass.client.Err() != nil:
-				// The client's body broke off: the framework read a short body and answers
-				// on its own; nothing of this request waits in it.
-			default:
-				// The framework did not answer in time, or its connection broke: its
-				// request may still run.
+			}
+			if pass.body == nil || !pass.body.failed.Load() {
+				// The framework did not answer within HandlingLimit, or its connection
+				// broke: its request may still run there.
 				pass.retire = true
 				log.Error("passing a request to the Functions Framework failed; that framework instance is retired", "error", err.Error())
 			}
@@ -239,7 +255,11 @@ func newFront(p *pool, log *slog.Logger) http.Handler {
 			http.Error(w, "events are delivered with POST", http.StatusMethodNotAllowed)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		var body *watchedBody
+		if r.Body != nil && r.Body != http.NoBody {
+			body = &watchedBody{ReadCloser: http.MaxBytesReader(w, r.Body, MaxRequestBytes)}
+			r.Body = body
+		}
 		u, err := p.get(r.Context())
 		if err != nil {
 			if r.Context().Err() == nil {
@@ -248,7 +268,7 @@ func newFront(p *pool, log *slog.Logger) http.Handler {
 			http.Error(w, "no function instance is available", http.StatusServiceUnavailable)
 			return
 		}
-		pass := &passing{client: r.Context(), instance: u}
+		pass := &passing{instance: u, body: body}
 		defer func() {
 			if pass.retire {
 				p.drop()
