@@ -17,4 +17,7 @@ import (
 
 func init() {
 	function.ColdStart()
+	// Cloud Run's requests reach the Functions Framework through the front, which keeps
+	// its CloudEvents receiver from wedging (see function.FrontFramework).
+	function.FrontFramework()
 }

@@ -66,9 +66,9 @@ func TestBuildpackLayout(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
-		// -mod=mod adds the requirements the replaced module brings (all of them are in
-		// the module cache already, from building this test).
-		cmd.Env = append(os.Environ(), "GOFLAGS="+os.Getenv("GOFLAGS")+" -mod=mod", "GOWORK=off")
+		// -mod=mod adds the requirements the replaced module brings; the modules come from
+		// the module cache or, as for the buildpack, the module proxy.
+		cmd.Env = append(os.Environ(), "GOFLAGS="+os.Getenv("GOFLAGS")+" -mod=mod", "GOWORK=off", "GOPROXY="+moduleProxies(t))
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
 	}
@@ -103,24 +103,7 @@ func TestBuildpackLayout(t *testing.T) {
 		h.put("install.sh", h.good)
 		bad := h.put("install.sh", tampered(h.good))
 
-		port := freePort(t)
-		out := &logBuffer{}
-		cmd := exec.Command(bin)
-		cmd.Env = functionEnv(port, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": h.srv.URL})
-		cmd.Stdout, cmd.Stderr = out, out
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-		url := "http://127.0.0.1:" + port + "/"
-		require.Eventually(t, func() bool {
-			c, err := net.Dial("tcp", "127.0.0.1:"+port)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		}, time.Minute, 20*time.Millisecond, "the function never listened:\n%s", out)
+		url, out, _ := startInstance(t, bin, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": h.srv.URL})
 
 		ev := storageEvent("finalized", "install.sh", bad, time.Now())
 		status, body := do(t, ev.request(t, url))
@@ -137,6 +120,62 @@ func TestBuildpackLayout(t *testing.T) {
 		assert.Equal(t, "restored", crit[0]["action"])
 		assert.Len(t, out.where(t, "message", "tamperguard ready"), 1)
 	})
+
+	// The deployed function's requests reach the framework through the front too
+	// (function.FrontFramework): storms of abandoned and cancelled requests do not wedge it.
+	t.Run("abandoned and cancelled requests do not wedge the instance", func(t *testing.T) {
+		srv := gcstest.New(t, gcstest.BucketSpec{Name: bucket, Versioning: true}, gcstest.BucketSpec{Name: stateBucket, Versioning: true})
+		url, out, _ := startInstance(t, bin, map[string]string{"TAMPERGUARD_CONFIG": configYAML(t), "STORAGE_EMULATOR_HOST": srv.URL, "TAMPERGUARD_LOG_LEVEL": "DEBUG"})
+		s := &storm{url: url, client: newStormClient(t)}
+		for round := range 3 {
+			s.round(t, round, 120)
+		}
+		s.judged(t, out)
+	})
+}
+
+// startInstance runs the deployed function's binary with functionEnv and extra, waits
+// until it accepts connections, and returns its URL, its stdout (the JSON log) and its
+// stderr. The instance is killed when the test ends.
+func startInstance(t *testing.T, bin string, extra map[string]string) (url string, stdout, stderr *logBuffer) {
+	t.Helper()
+	port := freePort(t)
+	stdout, stderr = &logBuffer{}, &logBuffer{}
+	cmd := exec.Command(bin)
+	cmd.Env = functionEnv(port, extra)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, time.Minute, 20*time.Millisecond, "the function never listened:\n%s%s", stdout, stderr)
+	return "http://127.0.0.1:" + port + "/", stdout, stderr
+}
+
+// moduleProxies is the configured GOPROXY without "direct": modules are fetched as the
+// buildpack fetches them, from the module proxy, never from a version control system.
+// go.mod fixes every version and go.sum every hash.
+func moduleProxies(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOPROXY").Output()
+	require.NoError(t, err)
+	var proxies []string
+	for _, p := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
+		if p != "direct" && p != "off" {
+			proxies = append(proxies, p)
+		}
+	}
+	if len(proxies) == 0 {
+		return "off" // no proxy configured: the module cache alone
+	}
+	return strings.Join(proxies, ",")
 }
 
 // functionEnv is the environment Cloud Run gives a function instance, plus extra.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,9 +18,33 @@ import (
 	"github.com/tamperguard/tamperguard/internal/pkgzip"
 )
 
-// offline keeps every go command in these tests off the network.
+// offline keeps every go command in a test off the network: for modules without
+// requirements.
 func offline(t *testing.T) {
 	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "")
+}
+
+// throughModuleProxy makes the go commands a test runs resolve modules as the buildpack,
+// which has the network, does: through the configured module proxy (never a version
+// control system). go.mod fixes every version and go.sum every hash, so on a fresh module
+// cache exactly the modules of the build graph are fetched, and nothing else can be. (With
+// GOPROXY=off, a fresh cache lacks go.mod files that only the generated main module's
+// graph needs, such as github.com/davecgh/go-spew@v1.1.1's.)
+func throughModuleProxy(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOPROXY").Output()
+	require.NoError(t, err)
+	var proxies []string
+	for _, p := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
+		if p != "direct" && p != "off" {
+			proxies = append(proxies, p)
+		}
+	}
+	if len(proxies) == 0 {
+		proxies = []string{"off"} // no proxy configured: the module cache alone
+	}
+	t.Setenv("GOPROXY", strings.Join(proxies, ","))
 	t.Setenv("GOFLAGS", "")
 }
 
@@ -158,8 +183,8 @@ func TestZipIsDeterministic(t *testing.T) {
 }
 
 // withFramework is module, importing the Functions Framework as tamperguard's root package
-// does, with the repository's requirements and go.sum (the module cache has what they name:
-// the repository builds).
+// does, with the repository's requirements and go.sum (what they name is in the module cache
+// or on the module proxy: the repository builds).
 func withFramework(t *testing.T) map[string]string {
 	t.Helper()
 	sum, err := os.ReadFile(filepath.Join("..", "..", "go.sum"))
@@ -182,7 +207,7 @@ func TestCheckBuildsTheFileSetAlone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
 	}
-	offline(t)
+	throughModuleProxy(t)
 	src, err := pkgzip.Collect(context.Background(), writeTree(t, withFramework(t)))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"fn.go", "go.mod", "go.sum", "internal/core/core.go", "internal/core/other.s", "internal/core/version.txt"}, src.Names())
@@ -198,7 +223,7 @@ func TestCheckBuildsTheFileSetAlone(t *testing.T) {
 // TestRepositoryFileSet: tamperguard's own archive holds the root shim, go.mod, go.sum and
 // the Go files of the packages the function imports; nothing else.
 func TestRepositoryFileSet(t *testing.T) {
-	offline(t)
+	throughModuleProxy(t)
 	src, err := pkgzip.Collect(context.Background(), filepath.Join("..", ".."))
 	require.NoError(t, err)
 	assert.Equal(t, "github.com/tamperguard/tamperguard", src.Module)
