@@ -51,7 +51,7 @@ func TestDemoTellsTheWholeStory(t *testing.T) {
 	assert.Contains(t, s, "TAMPERED: gs://demo-downloads/install.sh#")
 	assert.Contains(t, s, "evidence kept at gs://demo-tamperguard-state/evidence/demo-downloads/install.sh/")
 	// The alert as Slack renders it: the injected line in the diff, the host defanged.
-	assert.Contains(t, s, "Tampered object restored: gs://demo-downloads/install.sh")
+	assert.Contains(t, s, "✅ Restored · gs://demo-downloads/install.sh")
 	assert.Contains(t, s, "    +"+strings.TrimSuffix(demo.InjectedLine, "\n"))
 	assert.Contains(t, s, "  attacker[.]example\n")
 	assert.Contains(t, s, "  hxxps://attacker[.]example/upload/v2\n")

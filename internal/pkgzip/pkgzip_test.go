@@ -228,7 +228,7 @@ func TestRepositoryFileSet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "github.com/tamperguard/tamperguard", src.Module)
 	names := src.Names()
-	for _, want := range []string{"go.mod", "go.sum", "function.go", "function/function.go", "function/event.go"} {
+	for _, want := range []string{"go.mod", "go.sum", "function.go", "function/function.go", "internal/delivery/event.go"} {
 		assert.Contains(t, names, want)
 	}
 	for _, n := range names {
