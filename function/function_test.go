@@ -378,7 +378,7 @@ func TestServeFinishesEventsInFlightOnShutdown(t *testing.T) {
 	require.NoError(t, err)
 	g := gated{Store: gcs.New(srv.Client), entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	logs := &logBuffer{}
-	h, err := function.New(cfg, g, nil, cloudlog.New(logs, slog.LevelDebug))
+	h, err := function.New(cfg.Policy, g, nil, cloudlog.New(logs, slog.LevelDebug))
 	require.NoError(t, err)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

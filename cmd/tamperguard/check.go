@@ -128,7 +128,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	for _, t := range targets {
 		d := eng.Check(ctx, t.bucket, t.object, t.gen, *restore)
 		if d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule {
-			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", svc.Config().Origin, t.bucket, t.object)
+			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", svc.Policy().Origin, t.bucket, t.object)
 		}
 		out.add(&d)
 		if err := printDecision(e.stdout, &d); err != nil {

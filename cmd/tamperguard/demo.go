@@ -376,7 +376,7 @@ func startDemo(ctx context.Context, o demoOptions) (st *demoStack, err error) {
 		default: // nobody reads (the story is over and --keep-running is off)
 		}
 	}
-	svc, err := delivery.New(delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: log,
+	svc, err := delivery.New(delivery.Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: log,
 		DecisionLogger: slog.New(slog.DiscardHandler),
 		MaxEventAge:    delivery.DefaultMaxEventAge, Concurrency: w.concurrency, Report: w.report})
 	if err != nil {

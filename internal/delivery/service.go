@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/cloudlog"
-	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // DefaultMaxEventAge is how old an event may be and still be acted on. Older ones have
@@ -33,7 +33,7 @@ const DefaultMaxEventAge = 24 * time.Hour
 
 // Options configure a Service.
 type Options struct {
-	Config *config.Config
+	Policy *policy.Policy
 	Store  engine.Store
 	// Notifier sends alerts (nil: they are only logged in the decision lines).
 	Notifier engine.Notifier
@@ -51,7 +51,7 @@ type Options struct {
 	// Report, if set, hears every decision once it is logged (watch prints them).
 	Report func(*engine.Decision)
 	Now    func() time.Time
-	// Lease overrides the configuration's incident lease (tests).
+	// Lease overrides the policy's incident lease (tests).
 	Lease time.Duration
 }
 
@@ -65,16 +65,16 @@ type Service struct {
 	now    func() time.Time
 	slots  chan struct{}
 	report func(*engine.Decision)
-	cfg    *config.Config
+	pol    *policy.Policy
 	closer []func() error
 }
 
-// New builds the engine for cfg and the runtime around it.
+// New builds the engine for the policy and the runtime around it.
 func New(o Options) (*Service, error) {
-	if o.Config == nil || o.Store == nil {
-		return nil, errors.New("delivery: a configuration and a store are required")
+	if o.Policy == nil || o.Store == nil {
+		return nil, errors.New("delivery: a policy and a store are required")
 	}
-	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, cfg: o.Config}
+	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, pol: o.Policy}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -88,7 +88,7 @@ func New(o Options) (*Service, error) {
 	if o.Concurrency > 0 {
 		s.slots = make(chan struct{}, o.Concurrency)
 	}
-	eng, err := engine.New(engine.Options{Store: o.Store, Config: o.Config, Logger: s.log, Now: s.now, Lease: o.Lease})
+	eng, err := engine.New(engine.Options{Store: o.Store, Policy: o.Policy, Logger: s.log, Now: s.now, Lease: o.Lease})
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +104,8 @@ func New(o Options) (*Service, error) {
 // Engine is the service's engine (check and audit use it directly).
 func (s *Service) Engine() *engine.Engine { return s.eng }
 
-// Config is the configuration the service runs.
-func (s *Service) Config() *config.Config { return s.cfg }
+// Policy is what the service enforces.
+func (s *Service) Policy() *policy.Policy { return s.pol }
 
 // Alerts is the service's alert dispatcher.
 func (s *Service) Alerts() *Dispatcher { return s.alerts }

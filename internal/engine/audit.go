@@ -22,7 +22,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 			errs = append(errs, err)
 		}
 	}
-	for _, r := range e.cfg.Rules {
+	for _, r := range e.pol.Rules {
 		seen := map[string]bool{}
 		for _, prefix := range r.ListPrefixes() {
 			err := e.store.List(ctx, r.Bucket, prefix, func(a ObjectAttrs) error {
@@ -32,7 +32,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				if seen[a.Name] {
 					return nil
 				}
-				m, ok := e.cfg.Match(r.Bucket, a.Name)
+				m, ok := e.pol.Match(r.Bucket, a.Name)
 				if !ok || m.Rule != r {
 					return nil // not this rule's (or an earlier rule's) object
 				}
@@ -53,7 +53,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 			if seen[name] || ctx.Err() != nil {
 				continue
 			}
-			m, ok := e.cfg.Match(r.Bucket, name)
+			m, ok := e.pol.Match(r.Bucket, name)
 			if !ok || m.Rule != r {
 				continue
 			}

@@ -12,7 +12,7 @@ import (
 	"unicode"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
@@ -110,22 +110,24 @@ const MaxSample = 1 << 20
 
 // Options configure an Engine.
 type Options struct {
-	Store    Store
-	Config   *config.Config
-	Resolver *release.Resolver // default: one with the config's TTL and, with a state bucket, marks kept there
-	Logger   *slog.Logger      // default: slog.Default()
+	Store  Store
+	Policy *policy.Policy
+	// Resolver resolves releases (default: one with the policy's TTL and, with a state
+	// bucket, marks kept there).
+	Resolver *release.Resolver
+	Logger   *slog.Logger // default: slog.Default()
 	Now      func() time.Time
 	// MaxObjectSize bounds what is hashed (default 5 GiB); bigger objects are unverifiable.
 	MaxObjectSize int64
 	// Lease is how long a claim on an incident holds without renewal (default the
-	// configuration's state.lease, else DefaultLease).
+	// policy's, else DefaultLease).
 	Lease time.Duration
 }
 
 // Engine judges objects against their signed releases and repairs them.
 type Engine struct {
 	store   Store
-	cfg     *config.Config
+	pol     *policy.Policy
 	res     *release.Resolver
 	log     *slog.Logger
 	now     func() time.Time
@@ -137,16 +139,16 @@ type Engine struct {
 
 // New returns an Engine.
 func New(opts Options) (*Engine, error) {
-	if opts.Store == nil || opts.Config == nil {
-		return nil, errors.New("engine: a store and a configuration are required")
+	if opts.Store == nil || opts.Policy == nil {
+		return nil, errors.New("engine: a store and a policy are required")
 	}
 	e := &Engine{
-		store: opts.Store, cfg: opts.Config, res: opts.Resolver,
-		log: opts.Logger, now: opts.Now, maxSize: opts.MaxObjectSize, state: opts.Config.State.Bucket,
+		store: opts.Store, pol: opts.Policy, res: opts.Resolver,
+		log: opts.Logger, now: opts.Now, maxSize: opts.MaxObjectSize, state: opts.Policy.StateBucket,
 		lease: opts.Lease,
 	}
 	if e.lease <= 0 {
-		e.lease = time.Duration(opts.Config.State.Lease)
+		e.lease = opts.Policy.Lease
 	}
 	if e.lease <= 0 {
 		e.lease = DefaultLease
@@ -166,7 +168,7 @@ func New(opts Options) (*Engine, error) {
 		e.records = newMemoryRecords(e.now)
 	}
 	if e.res == nil {
-		ro := release.ResolverOptions{TTL: time.Duration(opts.Config.ReleaseTTL), Now: e.now}
+		ro := release.ResolverOptions{TTL: opts.Policy.ReleaseTTL, Now: e.now}
 		if e.state != "" {
 			ro.Marks = &stateMarks{store: e.store, bucket: e.state}
 		}
@@ -175,8 +177,8 @@ func New(opts Options) (*Engine, error) {
 	return e, nil
 }
 
-// Config is the engine's configuration.
-func (e *Engine) Config() *config.Config { return e.cfg }
+// Policy is what the engine enforces.
+func (e *Engine) Policy() *policy.Policy { return e.pol }
 
 // GSPath names an object for people; a name with unprintable bytes is quoted so that it
 // cannot forge a log line or drive a terminal.
@@ -203,7 +205,7 @@ type judged struct {
 
 // judge hashes exactly generation gen and compares it with the signed digest, resolving
 // the release once more, uncached, before a mismatch counts.
-func (e *Engine) judge(ctx context.Context, m config.Match, bucket, object string, gen int64) judged {
+func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object string, gen int64) judged {
 	var j judged
 	// Any release lookup that starts from here on started after the judged generation was
 	// written: only such a lookup may declare a mismatch.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 	"github.com/tamperguard/tamperguard/internal/signing"
 )
@@ -76,8 +76,8 @@ type Expectation struct {
 // Expect resolves the signed digest for object under the matched rule. startedAfter, when
 // set, asks for a release lookup that started at or after that instant (see
 // release.Resolver.Resolve); it is used once more before a mismatch is declared.
-func Expect(ctx context.Context, res *release.Resolver, m config.Match, object string, startedAfter time.Time) (Expectation, error) {
-	rel, err := res.Resolve(ctx, m.Rule.Source(), m.Tag, startedAfter)
+func Expect(ctx context.Context, res *release.Resolver, m policy.Match, object string, startedAfter time.Time) (Expectation, error) {
+	rel, err := res.Resolve(ctx, m.Rule.Source, m.Tag, startedAfter)
 	if err != nil {
 		return Expectation{}, err
 	}
@@ -121,7 +121,7 @@ type LocalResult struct {
 
 // VerifyLocal judges a local file that claims to be object (the consumer-side check). A
 // mismatch is only declared after the release was resolved once more, uncached.
-func VerifyLocal(ctx context.Context, res *release.Resolver, m config.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
+func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
 	out := LocalResult{Object: object}
 	f, err := open()
 	if err != nil {

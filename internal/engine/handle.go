@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // Reasons for decisions that are not about a digest.
@@ -23,7 +23,7 @@ const (
 // Check judges generation gen (0 = the live one) of bucket/object. With act, a tampered
 // live generation is repaired as its rule says; without, it is only reported.
 func (e *Engine) Check(ctx context.Context, bucket, object string, gen int64, act bool) Decision {
-	m, ok := e.cfg.Match(bucket, object)
+	m, ok := e.pol.Match(bucket, object)
 	if !ok {
 		return Decision{Bucket: bucket, Object: object, Generation: gen, Action: ActionNone, Verdict: VerdictIgnored, Reason: ReasonNoRule}
 	}
@@ -32,7 +32,7 @@ func (e *Engine) Check(ctx context.Context, bucket, object string, gen int64, ac
 	return *d
 }
 
-func (e *Engine) checkMatched(ctx context.Context, m config.Match, d *Decision, act bool) {
+func (e *Engine) checkMatched(ctx context.Context, m policy.Match, d *Decision, act bool) {
 	j := e.judge(ctx, m, d.Bucket, d.Object, d.Generation)
 	d.fill(j)
 	if j.verdict == VerdictUnverifiable && j.reason == ReasonGenerationGone && d.Generation == 0 {
@@ -64,7 +64,7 @@ func (e *Engine) checkMatched(ctx context.Context, m config.Match, d *Decision, 
 // retry (Transient); everything else is final. An event no rule covers costs no I/O and
 // no allocation.
 func (e *Engine) Handle(ctx context.Context, ev Event) Decision {
-	m, ok := e.cfg.Match(ev.Bucket, ev.Object)
+	m, ok := e.pol.Match(ev.Bucket, ev.Object)
 	if !ok {
 		return Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone,
 			Kind: ev.Kind, EventID: ev.ID, Verdict: VerdictIgnored, Reason: ReasonNoRule}
@@ -86,7 +86,7 @@ func (e *Engine) Handle(ctx context.Context, ev Event) Decision {
 
 // handleGone answers a deletion or archive: when nothing is live any more, the newest good
 // generation is put back.
-func (e *Engine) handleGone(ctx context.Context, m config.Match, ev Event, d *Decision) {
+func (e *Engine) handleGone(ctx context.Context, m policy.Match, ev Event, d *Decision) {
 	d.Verdict = VerdictIgnored
 	if ev.OverwrittenBy != 0 {
 		d.Reason = ReasonOverwritten // the finalize of the new generation is judged on its own

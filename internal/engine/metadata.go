@@ -7,18 +7,18 @@ import (
 	"maps"
 	"time"
 
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // handleMetadata answers a metadata change on the live generation: protected metadata
 // that differs from the rule's (or from the last good generation's) is put back.
-func (e *Engine) handleMetadata(ctx context.Context, m config.Match, ev Event, d *Decision) {
+func (e *Engine) handleMetadata(ctx context.Context, m policy.Match, ev Event, d *Decision) {
 	e.checkMetadata(ctx, m, d, ev.Generation, ev.Metageneration, true)
 }
 
 // checkMetadata compares the live generation's protected metadata with what it must be.
 // evMG is the metageneration the event reported (0 if none).
-func (e *Engine) checkMetadata(ctx context.Context, m config.Match, d *Decision, gen, evMG int64, act bool) {
+func (e *Engine) checkMetadata(ctx context.Context, m policy.Match, d *Decision, gen, evMG int64, act bool) {
 	live, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
 	if errors.Is(err, ErrObjectNotFound) || (err == nil && gen != 0 && live.Generation != gen) {
 		d.Verdict, d.Reason = VerdictIgnored, ReasonNotLive // a newer generation has its own events
@@ -112,7 +112,7 @@ func sameProtected(a, b Metadata) bool {
 // with what it leaves open derived as a restore derives it (protectedMetadata) from the
 // newest other generation whose bytes are the signed ones, so that a repair and a restore
 // never disagree.
-func (e *Engine) wantedMetadata(ctx context.Context, m config.Match, d *Decision) (Metadata, error) {
+func (e *Engine) wantedMetadata(ctx context.Context, m policy.Match, d *Decision) (Metadata, error) {
 	spec := m.Rule.Metadata
 	want := protectedMetadata(m, Metadata{})
 	if spec.ContentType != "" {

@@ -41,7 +41,7 @@ func recordedDecision() *Decision {
 	d.Evidence, d.Source, d.BadCacheControl = "gs://tg-state/evidence/x", "gs://uploader-prod/install.sh#1611000000000001", "public, max-age=300"
 	d.MetadataChanges = map[string][2]string{"Content-Type": {"text/html", "text/x-shellscript"}}
 	d.ReleaseInfo = &release.Release{Source: "git https://example.org/uploader.git", Tag: "v1.2.0",
-		Signer: signing.Signer{Scheme: "openpgp", Fingerprint: "ABCD", Identity: "Maintainer <m@example.org>"},
+		Signer:  signing.Signer{Scheme: "openpgp", Fingerprint: "ABCD", Identity: "Maintainer <m@example.org>"},
 		Skipped: []release.Skipped{{Tag: "v1.3.0", Reason: errors.New("release is not signed")}}}
 	d.Skipped = d.ReleaseInfo.Skipped
 	d.Err = errors.New("boom")

@@ -597,7 +597,7 @@ func TestMaintainerWhoTagsThenUploadsIsNotReverted(t *testing.T) {
 `
 	cfg, err := config.Parse(config.Source{Name: "t.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
-	eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Config: cfg, Now: clk.now})
+	eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Policy: cfg.Policy, Now: clk.now})
 	require.NoError(t, err)
 	put := func(b []byte) int64 {
 		w := srv.Client.Bucket(bucket).Object("install.sh").NewWriter(context.Background())

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // maxVersionCandidates bounds how many older generations are hashed in search of good bytes.
@@ -86,7 +86,7 @@ func (e *Engine) conclude(inc *incident, d *Decision, alert bool) {
 
 // respondTampered acts on a tampered generation: owns the incident, keeps evidence, restores
 // or quarantines as the rule says, and leaves the alert due.
-func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decision, j judged) {
+func (e *Engine) respondTampered(ctx context.Context, m policy.Match, d *Decision, j judged) {
 	ctx, inc, ok := e.own(ctx, d, incidentTampered)
 	if !ok {
 		return
@@ -105,7 +105,7 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		if d.Transient {
 			return
 		}
-		if m.Rule.OnMismatch == config.OnMismatchQuarantine {
+		if m.Rule.OnMismatch == policy.Quarantine {
 			// A quarantine whose answer was lost leaves nothing live: it was quarantined.
 			if _, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0); errors.Is(err, ErrObjectNotFound) {
 				d.Action, d.Restored = ActionQuarantined, j.attrs.Deleted
@@ -136,9 +136,9 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 		d.GoodContent = src.sample(ctx)
 	}
 	switch m.Rule.OnMismatch {
-	case config.OnMismatchAlert:
+	case policy.AlertOnly:
 		d.Action = ActionNone
-	case config.OnMismatchQuarantine:
+	case policy.Quarantine:
 		e.quarantine(ctx, d, j.attrs)
 	default:
 		switch {
@@ -147,7 +147,7 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 			d.setErr(srcErr)
 		case src == nil:
 			d.Reason = ReasonNoGoodSource
-			if m.Rule.Fallback == config.OnMismatchQuarantine {
+			if m.Rule.Fallback == policy.Quarantine {
 				e.quarantine(ctx, d, j.attrs)
 			} else {
 				d.Action = ActionNone
@@ -161,7 +161,7 @@ func (e *Engine) respondTampered(ctx context.Context, m config.Match, d *Decisio
 // ownRestoreLive reports whether the live generation is tamperguard's restore for this
 // incident: it carries the incident's marker and hashes to the signed digest (the marker
 // alone proves nothing: anyone who can write the bucket can set it). Then d says restored.
-func (e *Engine) ownRestoreLive(ctx context.Context, m config.Match, d *Decision, key string, want checksum.Digest) bool {
+func (e *Engine) ownRestoreLive(ctx context.Context, m policy.Match, d *Decision, key string, want checksum.Digest) bool {
 	live, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) {
@@ -228,7 +228,7 @@ func (s *goodSource) sample(ctx context.Context) []byte {
 // generation back, and only then calls it restored. A lost precondition is someone else's
 // write (judged by its own event, never clobbered) unless the live generation is this
 // incident's own restore, whose response was lost.
-func (e *Engine) writeGood(ctx context.Context, m config.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
+func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
 	meta := e.restoredMetadata(m, src.meta)
 	meta.Custom = map[string]string{markerKey: inc.key}
 	r, err := src.open(ctx)
@@ -306,7 +306,7 @@ func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 
 // restoreMissing puts the newest good bytes back when the object is gone. deletedGen is
 // the generation whose deletion was reported (0 if unknown).
-func (e *Engine) restoreMissing(ctx context.Context, m config.Match, d *Decision, deletedGen int64, act bool) {
+func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision, deletedGen int64, act bool) {
 	d.Verdict = VerdictMissing
 	exp, err := Expect(ctx, e.res, m, d.Object, time.Time{})
 	if err != nil {
@@ -402,7 +402,7 @@ type goodSource struct {
 // goodSource finds bytes that hash to want: the newest other generation in the bucket
 // that does, else the release's own copy. Every candidate is hashed; a candidate that does
 // not match is never used. nil, nil means there is none.
-func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
+func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
 	if v, ok, err := e.goodVersion(ctx, bucket, object, want, skipGen); err != nil {
 		return nil, err
 	} else if ok {
@@ -441,7 +441,7 @@ func (e *Engine) goodSource(ctx context.Context, m config.Match, bucket, object 
 // copied from a generation's metadata but a Content-Type that cannot make a browser run
 // anything: metadata is not signed, and an attacker who once set Content-Encoding: gzip or
 // Content-Type: text/html on an upload of the signed bytes must not see it restored.
-func (e *Engine) restoredMetadata(m config.Match, from Metadata) Metadata {
+func (e *Engine) restoredMetadata(m policy.Match, from Metadata) Metadata {
 	md := protectedMetadata(m, from)
 	md.CacheControl = m.Rule.CacheControl
 	if c := m.Rule.Metadata.CacheControl; c != "" {
@@ -453,7 +453,7 @@ func (e *Engine) restoredMetadata(m config.Match, from Metadata) Metadata {
 // protectedMetadata is what a rule's objects must carry: the rule's fields, else no
 // Content-Encoding and no Content-Disposition, and the Content-Type of from only when it
 // is inert (else application/octet-stream).
-func protectedMetadata(m config.Match, from Metadata) Metadata {
+func protectedMetadata(m policy.Match, from Metadata) Metadata {
 	spec := m.Rule.Metadata
 	md := Metadata{ContentType: spec.ContentType, ContentEncoding: spec.ContentEncoding,
 		ContentDisposition: spec.ContentDisposition, CacheControl: spec.CacheControl}
