@@ -99,7 +99,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	r := engine.VerifyLocal(ctx, res, m, name, open)
 
-	line := verifyLine{Object: name, Verdict: string(r.Verdict), Size: r.Size, Reason: r.Reason}
+	line := verifyLine{Object: name, Verdict: string(r.Verdict), Size: r.Size, Reason: string(r.Reason)}
 	if r.Expected != nil {
 		line.ExpectedSHA256 = r.Expected.String()
 	}

@@ -318,7 +318,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 		level = slog.LevelDebug
 	}
 	if d.Action != "" && d.Action != engine.ActionNone {
-		msg += ": " + d.Action
+		msg += ": " + string(d.Action)
 	}
 	if d.Transient {
 		msg += " (transient; the event will be delivered again)"
@@ -339,7 +339,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 		kind = "audit"
 	}
 	a = append(a, "kind", kind, "bucket", d.Bucket, "object", d.Object, "generation", gen,
-		"verdict", string(d.Verdict), "action", d.Action, "reason", d.Reason)
+		"verdict", string(d.Verdict), "action", string(d.Action), "reason", string(d.Reason))
 	add := func(k string, v any, present bool) {
 		if present {
 			a = append(a, k, v)

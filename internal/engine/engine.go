@@ -16,17 +16,6 @@ import (
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
-// Kind is what happened to an object.
-type Kind string
-
-// Event kinds, as Cloud Storage names them in its notifications.
-const (
-	KindFinalize Kind = "finalize"
-	KindDelete   Kind = "delete"
-	KindArchive  Kind = "archive"
-	KindMetadata Kind = "metadata"
-)
-
 // Event is one storage change, decoded from whatever carried it.
 type Event struct {
 	ID             string
@@ -41,19 +30,6 @@ type Event struct {
 	Time          time.Time
 }
 
-// Actions taken on an object.
-const (
-	ActionNone             = "none"
-	ActionRestored         = "restored"
-	ActionQuarantined      = "quarantined"
-	ActionMetadataRestored = "metadata_restored"
-	ActionSkippedNewer     = "skipped_newer"
-	ActionFailed           = "failed"
-)
-
-// VerdictMissing is audit's verdict for an object a rule names that is not in the bucket.
-const VerdictMissing Verdict = "missing"
-
 // Decision is the outcome for one object: what was found and what was done. It is the
 // JSON line every command prints.
 type Decision struct {
@@ -66,9 +42,9 @@ type Decision struct {
 	Size               int64   `json:"size"`
 	Release            string  `json:"release"`
 	Signer             string  `json:"signer"`
-	Action             string  `json:"action"`
+	Action             Action  `json:"action"`
 	RestoredGeneration int64   `json:"restored_generation,omitempty"`
-	Reason             string  `json:"reason,omitempty"`
+	Reason             Reason  `json:"reason,omitempty"`
 	Error              string  `json:"error,omitempty"`
 	// Incident names the incident record when the decision acted on one.
 	Incident string `json:"incident,omitempty"`
@@ -198,7 +174,7 @@ type judged struct {
 	exp       Expectation
 	actual    checksum.Digest
 	verdict   Verdict
-	reason    string
+	reason    Reason
 	err       error
 	transient bool
 }
@@ -311,10 +287,3 @@ func (d *Decision) expect(exp Expectation) {
 		d.ExpectedSHA256 = exp.Entry.Digest.String()
 	}
 }
-
-// Reasons specific to objects in a bucket.
-const (
-	ReasonGenerationGone = "generation_gone"
-	ReasonObjectTooLarge = "object_too_large"
-	ReasonMissing        = "missing"
-)

@@ -4,7 +4,6 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,59 +12,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
-	"github.com/tamperguard/tamperguard/internal/signing"
 )
-
-// Verdict is the outcome of judging one object.
-type Verdict string
-
-// Verdicts.
-const (
-	VerdictOK           Verdict = "ok"
-	VerdictTampered     Verdict = "tampered"
-	VerdictUnverifiable Verdict = "unverifiable"
-	VerdictIgnored      Verdict = "ignored"
-)
-
-// Reasons for an unverifiable verdict, stable strings for logs and JSON.
-const (
-	ReasonReleaseUnreachable = "release_unreachable"
-	ReasonSignatureRefused   = "signature_refused"
-	ReasonUnsigned           = "release_unsigned"
-	ReasonNoTrustedRelease   = "no_trusted_release"
-	ReasonRollback           = "rollback"
-	ReasonReleaseNotFound    = "release_not_found"
-	ReasonReleaseInvalid     = "release_invalid"
-	ReasonEntryMissing       = "entry_missing"
-	ReasonObjectUnreadable   = "object_unreadable"
-	ReasonNoRule             = "no_rule"
-)
-
-// ReasonOf maps an error from resolving a release or reading an object to a reason.
-func ReasonOf(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, release.ErrRollback):
-		return ReasonRollback
-	case errors.Is(err, signing.ErrRefused):
-		return ReasonSignatureRefused
-	case errors.Is(err, release.ErrUnsigned):
-		return ReasonUnsigned
-	case errors.Is(err, release.ErrNoTrustedRelease):
-		return ReasonNoTrustedRelease
-	case errors.Is(err, release.ErrEntryMissing):
-		return ReasonEntryMissing
-	case errors.Is(err, release.ErrNotFound):
-		return ReasonReleaseNotFound
-	case errors.Is(err, release.ErrInvalid):
-		return ReasonReleaseInvalid
-	case errors.Is(err, release.ErrUnreachable):
-		return ReasonReleaseUnreachable
-	default:
-		return ReasonObjectUnreadable
-	}
-}
 
 // Expectation is what an object must hash to, and who said so.
 type Expectation struct {
@@ -115,7 +62,7 @@ type LocalResult struct {
 	Actual   *checksum.Digest
 	Size     int64
 	Release  *release.Release
-	Reason   string
+	Reason   Reason
 	Err      error
 }
 

@@ -8,18 +8,6 @@ import (
 	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
-// Reasons for decisions that are not about a digest.
-const (
-	ReasonOverwritten     = "overwritten"      // archive/delete that is the shadow of an overwrite
-	ReasonStillLive       = "live_generation"  // a generation was pruned but the object is live
-	ReasonNotLive         = "not_live"         // a metadata event for a generation that is no longer live
-	ReasonNoGoodSource    = "no_good_source"   // tampered or gone, and nothing verified to restore from
-	ReasonDuplicate       = "duplicate"        // the incident is complete: acted on and alerted
-	ReasonHeld            = "incident_held"    // another delivery works on the incident under a live lease: retried
-	ReasonMetadata        = "metadata_changed" // protected metadata differs
-	ReasonRestoreMismatch = "restore_mismatch" // the restored generation did not read back as signed
-)
-
 // Check judges generation gen (0 = the live one) of bucket/object. With act, a tampered
 // live generation is repaired as its rule says; without, it is only reported.
 func (e *Engine) Check(ctx context.Context, bucket, object string, gen int64, act bool) Decision {
