@@ -30,8 +30,9 @@ type Event struct {
 	Time          time.Time
 }
 
-// Decision is the outcome for one object: what was found and what was done. It is the
-// JSON line every command prints.
+// Decision is the outcome for one object: what was found and what was done. Its own fields
+// are the JSON line every command prints; the embedded Detail is what alerts and logs need
+// besides, and is not printed.
 type Decision struct {
 	Bucket             string  `json:"bucket"`
 	Object             string  `json:"object"`
@@ -52,33 +53,42 @@ type Decision struct {
 	// floor) rather than a fresh one: newer candidates refused, or the source unreachable.
 	Floor string `json:"floor,omitempty"`
 
-	// Detail for alerts and logs; not printed.
-	Kind      Kind      `json:"-"` // the event that led here ("" for check/audit)
-	EventID   string    `json:"-"`
-	EventTime time.Time `json:"-"` // when the storage change happened, if the event said
-
-	Created     time.Time        `json:"-"` // when the judged generation was written
-	Restored    time.Time        `json:"-"` // when the good bytes were live again
-	ReleaseInfo *release.Release `json:"-"`
-	Evidence    string           `json:"-"` // gs:// path of the evidence copy
-	Source      string           `json:"-"` // where restored bytes came from
-	Duplicate   bool             `json:"-"` // another instance owns this incident
-	Err         error            `json:"-"`
-	Transient   bool             `json:"-"` // worth a retry
-	// MetadataChanges lists protected metadata that differed: field → {found, restored}.
-	MetadataChanges map[string][2]string `json:"-"`
-	// BadContent and GoodContent are the tampered and the signed bytes, for a diff in the
-	// alert; nil when the object is larger than MaxSample or could not be read.
-	BadContent, GoodContent []byte `json:"-"`
-	// BadCacheControl is the Cache-Control the tampered generation was served with: edge
-	// caches may keep serving it for its max-age.
-	BadCacheControl string `json:"-"`
-	// Replaced is when a newer generation replaced the judged one (skipped_newer), if known.
-	Replaced time.Time `json:"-"`
-	// Skipped lists newer release tags that were not trusted, and why.
-	Skipped []release.Skipped `json:"-"`
+	Detail `json:"-"`
 
 	alert *alertDue // set when people must hear about it (see AlertDue)
+}
+
+// Detail is what an alert and the decision's log line need besides the printed line. Its JSON
+// form is what an incident record keeps of it (the outcome), for whoever sends the alert if
+// the owner cannot; the fields without one are not kept.
+type Detail struct {
+	Kind      Kind      `json:"kind,omitempty"`      // the event that led here ("" for check/audit)
+	EventID   string    `json:"event_id,omitempty"`  // the event's ID
+	EventTime time.Time `json:"event_time,omitzero"` // when the storage change happened, if the event said
+	Created   time.Time `json:"created,omitzero"`    // when the judged generation was written
+	Restored  time.Time `json:"restored,omitzero"`   // when the good bytes were live again
+	// Replaced is when a newer generation replaced the judged one (skipped_newer), if known.
+	Replaced time.Time `json:"replaced,omitzero"`
+	Evidence string    `json:"evidence,omitempty"` // gs:// path of the evidence copy
+	Source   string    `json:"source,omitempty"`   // where restored bytes came from
+	// BadCacheControl is the Cache-Control the tampered generation was served with: edge
+	// caches may keep serving it for its max-age.
+	BadCacheControl string `json:"bad_cache_control,omitempty"`
+	// MetadataChanges lists protected metadata that differed: field → {found, restored}.
+	MetadataChanges map[string][2]string `json:"metadata_changes,omitempty"`
+
+	// ReleaseInfo is the signed release the decision rests on (the record keeps its source,
+	// signer identity and skipped tags: see outcome).
+	ReleaseInfo *release.Release `json:"-"`
+	// Skipped lists newer release tags that were not trusted, and why.
+	Skipped   []release.Skipped `json:"-"`
+	Duplicate bool              `json:"-"` // another delivery completed this incident
+	Err       error             `json:"-"` // what failed (its text is the printed Error)
+	Transient bool              `json:"-"` // worth a retry
+	// BadContent and GoodContent are the tampered and the signed bytes, for a diff in the
+	// alert; nil when the object is larger than MaxSample or could not be read. The record
+	// does not keep them: they are read again from the bucket.
+	BadContent, GoodContent []byte `json:"-"`
 }
 
 // MaxSample bounds the bytes kept in a Decision for diffs.

@@ -55,9 +55,10 @@ func (e *Engine) Handle(ctx context.Context, ev Event) Decision {
 	m, ok := e.pol.Match(ev.Bucket, ev.Object)
 	if !ok {
 		return Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone,
-			Kind: ev.Kind, EventID: ev.ID, Verdict: VerdictIgnored, Reason: ReasonNoRule}
+			Detail: Detail{Kind: ev.Kind, EventID: ev.ID}, Verdict: VerdictIgnored, Reason: ReasonNoRule}
 	}
-	d := &Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone, Kind: ev.Kind, EventID: ev.ID, EventTime: ev.Time}
+	d := &Decision{Bucket: ev.Bucket, Object: ev.Object, Generation: ev.Generation, Action: ActionNone,
+		Detail: Detail{Kind: ev.Kind, EventID: ev.ID, EventTime: ev.Time}}
 	switch ev.Kind {
 	case KindFinalize:
 		e.checkMatched(ctx, m, d, true)
