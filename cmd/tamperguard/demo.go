@@ -30,6 +30,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/demo"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // The demo's names.
@@ -405,10 +406,7 @@ func (st *demoStack) subscription() string {
 }
 
 func (st *demoStack) object(gen int64) string {
-	if gen == 0 {
-		return "gs://" + demoBucket + "/" + demo.ScriptName
-	}
-	return fmt.Sprintf("gs://%s/%s#%d", demoBucket, demo.ScriptName, gen)
+	return gsref.ObjectRef{Bucket: demoBucket, Object: demo.ScriptName, Generation: gen}.String()
 }
 
 func (st *demoStack) sawAlert(a alertSeen) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -59,16 +60,9 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
-	b, name := *bucket, *object
-	if rest, ok := strings.CutPrefix(name, "gs://"); ok {
-		gb, gn, found := strings.Cut(rest, "/")
-		if !found || gn == "" {
-			return fmt.Errorf("--object %q: want gs://BUCKET/NAME", name)
-		}
-		if b != "" && b != gb {
-			return fmt.Errorf("--bucket %q and --object %q name different buckets", b, name)
-		}
-		b, name = gb, gn
+	b, name, err := verifyTarget(*bucket, *object)
+	if err != nil {
+		return err
 	}
 	pol := cfg.Policy
 	m, err := matchAnyBucket(pol, b, name)
@@ -158,6 +152,34 @@ func explainVerify(w io.Writer, file string, r engine.LocalResult) {
 	default:
 		fmt.Fprintf(w, "UNVERIFIABLE: cannot tell whether %s is the signed %s: %v\n", file, r.Object, r.Err)
 	}
+}
+
+// verifyTarget reads --bucket and --object (a name, or gs://BUCKET/NAME) and checks them
+// against Cloud Storage's naming rules.
+func verifyTarget(bucket, object string) (string, string, error) {
+	if bucket != "" {
+		if err := gsref.CheckBucket(bucket); err != nil {
+			return "", "", fmt.Errorf("--bucket: %w", err)
+		}
+	}
+	if !strings.HasPrefix(object, gsref.Scheme) {
+		if err := gsref.CheckObject(object); err != nil {
+			return "", "", fmt.Errorf("--object: %w", err)
+		}
+		return bucket, object, nil
+	}
+	r, err := gsref.Parse(object)
+	switch {
+	case errors.Is(err, gsref.ErrSyntax):
+		return "", "", fmt.Errorf("--object %q: want gs://BUCKET/NAME", object)
+	case err != nil:
+		return "", "", fmt.Errorf("--object: %w", err)
+	case r.Generation != 0:
+		return "", "", fmt.Errorf("--object %q names a generation; verify checks a local copy against the signed release: give gs://BUCKET/NAME", object)
+	case bucket != "" && bucket != r.Bucket:
+		return "", "", fmt.Errorf("--bucket %q and --object %q name different buckets", bucket, object)
+	}
+	return r.Bucket, r.Object, nil
 }
 
 // matchAnyBucket finds the rule for object when the bucket may be left out: it must be

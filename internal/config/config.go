@@ -19,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tamperguard/tamperguard/internal/gsref"
 	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 	"github.com/tamperguard/tamperguard/internal/signing"
@@ -248,8 +249,10 @@ func parse(src Source) (*Config, error) {
 	if len(cfg.Rules) == 0 {
 		return nil, fmt.Errorf("no rules: the configuration must list at least one rule under \"rules:\"")
 	}
-	if b := cfg.State.Bucket; b != "" && !bucketName.MatchString(b) {
-		return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name", lineOf(&root, "state", "bucket"), b)
+	if b := cfg.State.Bucket; b != "" {
+		if err := gsref.CheckBucket(b); err != nil {
+			return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name: %s", lineOf(&root, "state", "bucket"), b, problem(err))
+		}
 	}
 	if l := time.Duration(cfg.State.Lease); l != 0 && (l < 3*time.Second || l > 10*time.Minute) {
 		return nil, fmt.Errorf("line %d: state.lease: %s is outside 3s to 10m (a lease is renewed every third of it; a crashed owner's incidents wait that long)", lineOf(&root, "state", "lease"), l)
@@ -299,9 +302,6 @@ func lineOf(root *yaml.Node, path ...any) int {
 	return 0
 }
 
-// bucketName follows Cloud Storage's naming rules closely enough to catch typos and URLs.
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
-
 func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) string) error {
 	at := func(path ...any) string {
 		full := append([]any{"rules", i}, path...)
@@ -310,8 +310,8 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	if r.Bucket == "" {
 		return fmt.Errorf("%s: bucket is required", at())
 	}
-	if !bucketName.MatchString(r.Bucket) {
-		return fmt.Errorf("%s.bucket: %q is not a Cloud Storage bucket name (give the name only, no gs://)", at("bucket"), r.Bucket)
+	if err := gsref.CheckBucket(r.Bucket); err != nil {
+		return fmt.Errorf("%s.bucket: %q is not a Cloud Storage bucket name (give the name only, no gs://): %s", at("bucket"), r.Bucket, problem(err))
 	}
 	if len(r.Objects) == 0 {
 		return fmt.Errorf("%s: objects is required (exact names or globs)", at())
@@ -389,6 +389,15 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	}
 	r.source = src
 	return nil
+}
+
+// problem is the naming rule a name breaks.
+func problem(err error) string {
+	var ne *gsref.NameError
+	if errors.As(err, &ne) {
+		return ne.Problem
+	}
+	return err.Error()
 }
 
 // envName is a portable environment variable name.

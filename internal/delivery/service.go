@@ -200,7 +200,7 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 		if d.AlertDue() {
 			_ = s.eng.Settle(&d, errors.New("not sent"))
 		}
-		return Outcome{Why: "transient", Err: fmt.Errorf("%s: %s", engine.GSPath(d.Bucket, d.Object, d.Generation), clip(d.Error))}
+		return Outcome{Why: "transient", Err: fmt.Errorf("%s: %s", d.Ref(), clip(d.Error))}
 	}
 	if err := s.alerts.Wait(ctx, &d); err != nil {
 		return Outcome{Why: "alert_pending", Err: err}

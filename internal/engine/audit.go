@@ -46,7 +46,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				if errors.Is(err, errStop) {
 					return ctx.Err()
 				}
-				errs = append(errs, fmt.Errorf("listing gs://%s/%s*: %w", r.Bucket, prefix, err))
+				errs = append(errs, fmt.Errorf("listing %s*: %w", ref(r.Bucket, prefix, 0), err))
 			}
 		}
 		for _, name := range r.ExactObjects() {

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -166,17 +164,17 @@ func New(opts Options) (*Engine, error) {
 // Policy is what the engine enforces.
 func (e *Engine) Policy() *policy.Policy { return e.pol }
 
-// GSPath names an object for people; a name with unprintable bytes is quoted so that it
-// cannot forge a log line or drive a terminal.
-func GSPath(bucket, object string, gen int64) string {
-	if strings.IndexFunc(object, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		object = strconv.Quote(object)
-	}
-	if gen == 0 {
-		return "gs://" + bucket + "/" + object
-	}
-	return "gs://" + bucket + "/" + object + "#" + strconv.FormatInt(gen, 10)
+// ref names generation gen of bucket/object (0: none); it prints as gs://B/O[#G], quoted when
+// a name holds unprintable bytes, so that it cannot forge a log line or drive a terminal.
+func ref(bucket, object string, gen int64) gsref.ObjectRef {
+	return gsref.ObjectRef{Bucket: bucket, Object: object, Generation: gen}
 }
+
+// Ref names the decision's object and generation.
+func (d *Decision) Ref() gsref.ObjectRef { return ref(d.Bucket, d.Object, d.Generation) }
+
+// Ref names the event's object and generation.
+func (ev Event) Ref() gsref.ObjectRef { return ref(ev.Bucket, ev.Object, ev.Generation) }
 
 // judged is the verdict on one generation's bytes.
 type judged struct {
@@ -208,7 +206,7 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 	j.attrs = attrs
 	if attrs.Size > e.maxSize {
 		j.verdict, j.reason = VerdictUnverifiable, ReasonObjectTooLarge
-		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", GSPath(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
+		j.err = fmt.Errorf("%s is %d bytes, over the %d-byte limit", ref(bucket, object, attrs.Generation), attrs.Size, e.maxSize)
 		return j
 	}
 	exp, err := Expect(ctx, e.res, m, object, time.Time{})
@@ -259,10 +257,10 @@ func (e *Engine) hashGeneration(ctx context.Context, bucket, object string, gen 
 	defer r.Close()
 	d, n, err := HashReader(io.LimitReader(r, e.maxSize+1))
 	if err != nil {
-		return d, n, fmt.Errorf("reading %s: %w", GSPath(bucket, object, gen), err)
+		return d, n, fmt.Errorf("reading %s: %w", ref(bucket, object, gen), err)
 	}
 	if n > e.maxSize {
-		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", GSPath(bucket, object, gen), e.maxSize)
+		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", ref(bucket, object, gen), e.maxSize)
 	}
 	return d, n, nil
 }

@@ -377,7 +377,7 @@ func (s *bucketRecords) load(ctx context.Context, key string) (incidentRecord, i
 	var rec incidentRecord
 	gen, err := readJSON(ctx, s.store, s.bucket, s.name(key), &rec)
 	if err == nil && rec.Key != key {
-		err = fmt.Errorf("incident record gs://%s/%s holds %q, not %q", s.bucket, s.name(key), rec.Key, key)
+		err = fmt.Errorf("incident record %s holds %q, not %q", ref(s.bucket, s.name(key), 0), rec.Key, key)
 	}
 	return rec, gen, err
 }
@@ -390,7 +390,7 @@ func (s *bucketRecords) pending(ctx context.Context, fn func(rec incidentRecord)
 		}
 		var rec incidentRecord
 		if _, err := readJSON(ctx, s.store, s.bucket, a.Name, &rec); err != nil {
-			return fmt.Errorf("reading incident record gs://%s/%s: %w", s.bucket, a.Name, err)
+			return fmt.Errorf("reading incident record %s: %w", ref(s.bucket, a.Name, 0), err)
 		}
 		if !rec.pending() {
 			return nil
@@ -429,10 +429,10 @@ func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int
 		return 0, err
 	}
 	if len(b) > maxRecordSize {
-		return 0, fmt.Errorf("record gs://%s/%s is over %d bytes", bucket, name, maxRecordSize)
+		return 0, fmt.Errorf("record %s is over %d bytes", ref(bucket, name, 0), maxRecordSize)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return 0, fmt.Errorf("record gs://%s/%s is not valid JSON: %w", bucket, name, err)
+		return 0, fmt.Errorf("record %s is not valid JSON: %w", ref(bucket, name, 0), err)
 	}
 	return attrs.Generation, nil
 }

@@ -97,7 +97,7 @@ func (e *Engine) checkMetadata(ctx context.Context, m policy.Match, d *Decision,
 		d.Action = ActionSkippedNewer
 	default:
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("putting metadata back on %s: %w", GSPath(d.Bucket, d.Object, live.Generation), err))
+		d.setErr(fmt.Errorf("putting metadata back on %s: %w", ref(d.Bucket, d.Object, live.Generation), err))
 		d.Transient = d.Transient || ctx.Err() != nil
 	}
 }

@@ -165,7 +165,7 @@ func (e *Engine) ownRestoreLive(ctx context.Context, m policy.Match, d *Decision
 	live, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) {
-			d.setErr(fmt.Errorf("reading the live generation of %s: %w", GSPath(d.Bucket, d.Object, 0), err))
+			d.setErr(fmt.Errorf("reading the live generation of %s: %w", ref(d.Bucket, d.Object, 0), err))
 		}
 		return false
 	}
@@ -174,7 +174,7 @@ func (e *Engine) ownRestoreLive(ctx context.Context, m policy.Match, d *Decision
 	}
 	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, live.Generation)
 	if err != nil {
-		d.setErr(fmt.Errorf("verifying restored %s: %w", GSPath(d.Bucket, d.Object, live.Generation), err))
+		d.setErr(fmt.Errorf("verifying restored %s: %w", ref(d.Bucket, d.Object, live.Generation), err))
 		return false
 	}
 	if got != want {
@@ -254,7 +254,7 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 			return
 		}
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("restoring %s from %s: %w", GSPath(d.Bucket, d.Object, 0), src.name, err))
+		d.setErr(fmt.Errorf("restoring %s from %s: %w", ref(d.Bucket, d.Object, 0), src.name, err))
 		d.Transient = d.Transient || ctx.Err() != nil
 		return
 	}
@@ -266,13 +266,13 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 	if err != nil {
 		// Written, not yet verified: the retry finds its marker and verifies it.
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("reading back restored %s: %w", GSPath(d.Bucket, d.Object, attrs.Generation), err))
+		d.setErr(fmt.Errorf("reading back restored %s: %w", ref(d.Bucket, d.Object, attrs.Generation), err))
 		d.Transient = true
 		return
 	}
 	if got != want {
 		d.Action, d.Reason = ActionFailed, ReasonRestoreMismatch
-		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", GSPath(d.Bucket, d.Object, attrs.Generation), got, want))
+		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", ref(d.Bucket, d.Object, attrs.Generation), got, want))
 		return
 	}
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
@@ -293,13 +293,13 @@ func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 			d.Action, d.Restored = ActionQuarantined, e.now() // nothing is served
 		case lerr != nil:
 			d.Action = ActionFailed
-			d.setErr(fmt.Errorf("quarantining %s: %w", GSPath(d.Bucket, d.Object, bad.Generation), lerr))
+			d.setErr(fmt.Errorf("quarantining %s: %w", ref(d.Bucket, d.Object, bad.Generation), lerr))
 		default:
 			d.Action, d.Replaced = ActionSkippedNewer, live.Created
 		}
 	default:
 		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("quarantining %s: %w", GSPath(d.Bucket, d.Object, bad.Generation), err))
+		d.setErr(fmt.Errorf("quarantining %s: %w", ref(d.Bucket, d.Object, bad.Generation), err))
 		d.Transient = d.Transient || ctx.Err() != nil
 	}
 }
@@ -367,7 +367,7 @@ func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision
 func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64) (ObjectAttrs, bool, error) {
 	versions, err := e.store.Versions(ctx, bucket, object)
 	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", GSPath(bucket, object, 0), err)
+		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
 	}
 	tried := 0
 	for _, v := range versions {
@@ -407,7 +407,7 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 		return nil, err
 	} else if ok {
 		return &goodSource{
-			name: GSPath(bucket, object, v.Generation),
+			name: ref(bucket, object, v.Generation).String(),
 			meta: v.Meta,
 			open: func(ctx context.Context) (io.ReadCloser, error) {
 				return e.store.Open(ctx, bucket, object, v.Generation)
@@ -507,7 +507,7 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 // keepEvidence copies the bad generation into the state bucket with its metadata.
 func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, error) {
 	if e.state == "" {
-		return GSPath(bad.Bucket, bad.Name, bad.Generation) + " (noncurrent version)", nil
+		return ref(bad.Bucket, bad.Name, bad.Generation).String() + " (noncurrent version)", nil
 	}
 	name := stateName("evidence", bad.Bucket, bad.Name, strconv.FormatInt(bad.Generation, 10))
 	r, err := e.store.Open(ctx, bad.Bucket, bad.Name, bad.Generation)
@@ -517,7 +517,7 @@ func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, err
 	defer r.Close()
 	meta := bad.Meta
 	custom := map[string]string{
-		"tamperguard-source":     fmt.Sprintf("gs://%s/%s", bad.Bucket, bad.Name),
+		"tamperguard-source":     ref(bad.Bucket, bad.Name, 0).String(),
 		"tamperguard-generation": strconv.FormatInt(bad.Generation, 10),
 		"tamperguard-created":    bad.Created.UTC().Format("2006-01-02T15:04:05.000Z"),
 	}
@@ -527,9 +527,9 @@ func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, err
 	meta.Custom = custom
 	_, err = e.store.Write(ctx, e.state, name, Condition{DoesNotExist: true}, meta, r)
 	if err != nil && !errors.Is(err, ErrPrecondition) {
-		return "", fmt.Errorf("keeping evidence of %s: %w", GSPath(bad.Bucket, bad.Name, bad.Generation), err)
+		return "", fmt.Errorf("keeping evidence of %s: %w", ref(bad.Bucket, bad.Name, bad.Generation), err)
 	}
-	return GSPath(e.state, name, 0), nil
+	return ref(e.state, name, 0).String(), nil
 }
 
 func isTransientRelease(err error) bool {
