@@ -38,7 +38,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				}
 				seen[a.Name] = true
 				d := &Decision{Bucket: a.Bucket, Object: a.Name, Generation: a.Generation, Action: ActionNone}
-				e.checkMatched(ctx, m, d, act)
+				e.decideGeneration(ctx, m, d, act)
 				fn(d)
 				return nil
 			})
@@ -66,10 +66,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				fn(d)
 				continue
 			}
-			e.restoreMissing(ctx, m, d, 0, act)
-			if d.Reason == "" && d.Verdict == VerdictMissing {
-				d.Reason = ReasonMissing
-			}
+			e.decideListedMissing(ctx, m, d, act)
 			fn(d)
 		}
 	}

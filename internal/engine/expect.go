@@ -1,4 +1,3 @@
-// Package engine decides whether published bytes are the ones the maintainers signed.
 package engine
 
 import (

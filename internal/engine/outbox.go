@@ -55,7 +55,7 @@ func (e *Engine) Settle(d *Decision, sent error) error {
 		a.inc.abandon()
 		return nil
 	}
-	a.inc.release()
+	a.inc.stopHolding()
 	err := a.inc.write(func(r *incidentRecord) {
 		r.Alerted, r.AlertedAt, r.Lease = true, e.now(), time.Time{}
 	})
