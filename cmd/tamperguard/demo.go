@@ -435,13 +435,6 @@ func (st *demoStack) waitAlert(ctx context.Context, gen int64) (alertSeen, bool)
 	}
 }
 
-func (st *demoStack) alertFor(gen int64) (alertSeen, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	a, ok := st.alerts[gen]
-	return a, ok
-}
-
 // upload writes data as a new generation of the script, as any client holding a storage
 // key can.
 func (st *demoStack) upload(ctx context.Context, data []byte) (int64, error) {

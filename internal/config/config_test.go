@@ -257,7 +257,7 @@ func TestLocate(t *testing.T) {
 }
 
 func BenchmarkConfigMatchIgnored(b *testing.B) {
-	cfg, err := parseString(b, `rules:
+	_, err := parseString(b, `rules:
   - bucket: uploader-prod
     objects: ["bash", "v*/linux/codecov", "{tag}/install.sh"]
     release: {git: git/uploader.git, tag: "{tag}"}
@@ -266,7 +266,7 @@ func BenchmarkConfigMatchIgnored(b *testing.B) {
 	if err == nil {
 		b.Fatal("want error: mixed {tag} patterns")
 	}
-	cfg, err = parseString(b, `rules:
+	cfg, err := parseString(b, `rules:
   - bucket: uploader-prod
     objects: ["bash", "v*/linux/codecov"]
     release: {git: git/uploader.git}

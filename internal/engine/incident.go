@@ -477,20 +477,6 @@ func (s *bucketRecords) pending(ctx context.Context, fn func(rec incidentRecord)
 	})
 }
 
-// readRecord reads a JSON record from the state bucket and returns its generation.
-func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, error) {
-	return readJSON(ctx, e.store, e.state, name, v)
-}
-
-// writeRecord writes a JSON record to the state bucket under cond.
-func (e *Engine) writeRecord(ctx context.Context, name string, cond Condition, v any) (ObjectAttrs, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ObjectAttrs{}, err
-	}
-	return e.store.Write(ctx, e.state, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
-}
-
 // readJSON reads a JSON record from bucket and returns its generation.
 func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int64, error) {
 	attrs, err := store.Attrs(ctx, bucket, name, 0)
