@@ -75,6 +75,7 @@ const MaxSample = 1 << 20
 // Ref names the decision's object and generation.
 func (d *Decision) Ref() gsref.ObjectRef { return ref(d.Bucket, d.Object, d.Generation) }
 
+// fill records a judgement: the verdict, the generation judged and its digest, the release.
 func (d *Decision) fill(j judged) {
 	d.Verdict, d.Reason, d.Err, d.Transient = j.verdict, j.reason, j.err, j.transient
 	if j.attrs.Generation != 0 {
@@ -106,6 +107,7 @@ func (d *Decision) expect(exp Expectation) {
 	}
 }
 
+// setErr records what failed; a store's transient failure makes the decision a retry.
 func (d *Decision) setErr(err error) {
 	d.Err = err
 	d.Error = err.Error()
