@@ -83,13 +83,23 @@ func hostileDecision() *engine.Decision {
 	return &engine.Decision{
 		Bucket: "b<!here>", Object: "dir/" + payload + ".sh", Generation: 7,
 		Verdict: engine.VerdictTampered, ExpectedSHA256: payload, ActualSHA256: payload, Size: int64(len(bad)),
-		Release: payload, Signer: "openpgp:" + payload, ReleaseInfo: testRelease(release.Skipped{Tag: payload}),
-		Action: engine.ActionRestored, RestoredGeneration: 8, Restored: tRestored, Created: tCreated,
-		Source: payload, Evidence: payload, EventID: payload, Kind: engine.Kind(payload),
-		Error: payload, BadCacheControl: payload,
-		MetadataChanges: map[string][2]string{payload: {payload, payload}},
-		Skipped:         []release.Skipped{{Tag: payload}},
-		GoodContent:     good, BadContent: bad,
+		Release: payload, Signer: "openpgp:" + payload,
+		Action: engine.ActionRestored, RestoredGeneration: 8,
+		Error: payload,
+		Detail: engine.Detail{
+			ReleaseInfo:     testRelease(release.Skipped{Tag: payload}),
+			Restored:        tRestored,
+			Created:         tCreated,
+			Source:          payload,
+			Evidence:        payload,
+			EventID:         payload,
+			Kind:            engine.Kind(payload),
+			BadCacheControl: payload,
+			MetadataChanges: map[string][2]string{payload: {payload, payload}},
+			Skipped:         []release.Skipped{{Tag: payload}},
+			GoodContent:     good,
+			BadContent:      bad,
+		},
 	}
 }
 

@@ -352,7 +352,7 @@ func describe(d *engine.Decision) (title, summary string) {
 }
 
 // unverifiable is the title and the explanation for an unverifiable verdict's reason.
-func unverifiable(reason string) (string, string) {
+func unverifiable(reason engine.Reason) (string, string) {
 	rel := "Release could not be verified: "
 	obj := "Object could not be verified: "
 	switch reason {
@@ -424,7 +424,7 @@ func fields(d *engine.Decision, o RenderOptions) []Field {
 		f = append(f, Field{"Signed release", releaseSpans(d)})
 	}
 	if d.Verdict == engine.VerdictUnverifiable && d.Reason != "" {
-		f = append(f, Field{"Reason", []Span{val(d.Reason)}})
+		f = append(f, Field{"Reason", []Span{val(string(d.Reason))}})
 	}
 	f = append(f, Field{"Action", actionSpans(d)})
 	if d.RestoredGeneration != 0 {

@@ -73,10 +73,16 @@ func tampered() *engine.Decision {
 	return &engine.Decision{
 		Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 		Verdict: engine.VerdictTampered, ExpectedSHA256: goodSum, ActualSHA256: badSum,
-		Size: int64(len(badScript)), Release: "v1.2.0", Signer: signer, ReleaseInfo: testRelease(),
-		Kind: engine.KindFinalize, EventID: "4242424242", Created: tCreated,
-		BadContent: badScript, GoodContent: goodScript,
-		Evidence: "gs://tamperguard-state/evidence/dl.example.org/install/uploader.sh/1612087200000123",
+		Size: int64(len(badScript)), Release: "v1.2.0", Signer: signer,
+		Detail: engine.Detail{
+			ReleaseInfo: testRelease(),
+			Kind:        engine.KindFinalize,
+			EventID:     "4242424242",
+			Created:     tCreated,
+			BadContent:  badScript,
+			GoodContent: goodScript,
+			Evidence:    "gs://tamperguard-state/evidence/dl.example.org/install/uploader.sh/1612087200000123",
+		},
 	}
 }
 
@@ -151,9 +157,14 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 				Verdict: engine.VerdictMissing, ExpectedSHA256: goodSum, Release: "v1.2.0", Signer: signer,
-				ReleaseInfo: testRelease(), Action: engine.ActionRestored, RestoredGeneration: 1612087208000456,
-				Restored: tRestored, Source: "release v1.2.0 (git https://github.com/example/uploader.git)",
-				Kind: engine.KindArchive, EventID: "4242424243",
+				Action: engine.ActionRestored, RestoredGeneration: 1612087208000456,
+				Detail: engine.Detail{
+					ReleaseInfo: testRelease(),
+					Restored:    tRestored,
+					Source:      "release v1.2.0 (git https://github.com/example/uploader.git)",
+					Kind:        engine.KindArchive,
+					EventID:     "4242424243",
+				},
 			}
 			return d, none
 		},
@@ -161,8 +172,12 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 				Verdict: engine.VerdictMissing, ExpectedSHA256: goodSum, Release: "v1.2.0", Signer: signer,
-				ReleaseInfo: testRelease(), Action: engine.ActionFailed, Reason: engine.ReasonNoGoodSource,
-				Kind: engine.KindArchive, EventID: "4242424243",
+				Action: engine.ActionFailed, Reason: engine.ReasonNoGoodSource,
+				Detail: engine.Detail{
+					ReleaseInfo: testRelease(),
+					Kind:        engine.KindArchive,
+					EventID:     "4242424243",
+				},
 			}
 			return d, none
 		},
@@ -170,12 +185,18 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 				Verdict: engine.VerdictTampered, Reason: engine.ReasonMetadata, ExpectedSHA256: goodSum,
-				Size: int64(len(goodScript)), Release: "v1.2.0", Signer: signer, ReleaseInfo: testRelease(),
-				Action: engine.ActionMetadataRestored, Created: tCreated, Restored: tRestored,
-				Kind: engine.KindMetadata, EventID: "4242424244",
-				MetadataChanges: map[string][2]string{
-					"Content-Type":     {"text/html", "text/x-shellscript"},
-					"Content-Encoding": {"gzip", ""},
+				Size: int64(len(goodScript)), Release: "v1.2.0", Signer: signer,
+				Action: engine.ActionMetadataRestored,
+				Detail: engine.Detail{
+					ReleaseInfo: testRelease(),
+					Created:     tCreated,
+					Restored:    tRestored,
+					Kind:        engine.KindMetadata,
+					EventID:     "4242424244",
+					MetadataChanges: map[string][2]string{
+						"Content-Type":     {"text/html", "text/x-shellscript"},
+						"Content-Encoding": {"gzip", ""},
+					},
 				},
 			}
 			return d, none
@@ -184,8 +205,13 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 				Verdict: engine.VerdictUnverifiable, Reason: engine.ReasonSignatureRefused, Action: engine.ActionNone,
-				Size: int64(len(badScript)), Created: tCreated, Kind: engine.KindFinalize, EventID: "4242424245",
+				Size:  int64(len(badScript)),
 				Error: "resolving v1.2.1 of git https://github.com/example/uploader.git: signature refused: openpgp: signed by key 89ABCDEF89ABCDEF, which is not pinned",
+				Detail: engine.Detail{
+					Created: tCreated,
+					Kind:    engine.KindFinalize,
+					EventID: "4242424245",
+				},
 			}
 			return d, none
 		},
@@ -193,10 +219,14 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/uploader.sh", Generation: 1612087200000123,
 				Verdict: engine.VerdictUnverifiable, Reason: engine.ReasonRollback, Action: engine.ActionNone,
-				Created: tCreated, Kind: engine.KindFinalize, EventID: "4242424246",
 				Error: "release rollback refused: latest is v1.1.0 but v1.2.0 (2021-01-20) was seen before",
-				Skipped: []release.Skipped{
-					{Tag: "v1.3.0", Reason: errors.New("release is not signed")},
+				Detail: engine.Detail{
+					Created: tCreated,
+					Kind:    engine.KindFinalize,
+					EventID: "4242424246",
+					Skipped: []release.Skipped{
+						{Tag: "v1.3.0", Reason: errors.New("release is not signed")},
+					},
 				},
 			}
 			return d, none
@@ -213,8 +243,12 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			d := &engine.Decision{
 				Bucket: "dl.example.org", Object: "install/new-tool.sh", Generation: 1612087200000999,
 				Verdict: engine.VerdictUnverifiable, Reason: engine.ReasonEntryMissing, Action: engine.ActionNone,
-				Release: "v1.2.0", Signer: signer, ReleaseInfo: testRelease(), Created: tCreated,
+				Release: "v1.2.0", Signer: signer,
 				Error: `entry missing from signed checksum file: "new-tool.sh" not listed in SHA256SUMS of v1.2.0 (git https://github.com/example/uploader.git)`,
+				Detail: engine.Detail{
+					ReleaseInfo: testRelease(),
+					Created:     tCreated,
+				},
 			}
 			return d, none
 		},

@@ -98,7 +98,7 @@ func TestEventsTestdata(t *testing.T) {
 	require.NoError(t, err)
 	logs := &logBuffer{}
 	clock := func() time.Time { return time.Date(2021, 2, 1, 1, 0, 0, 0, time.UTC) }
-	h, err := function.New(cfg, gcs.New(srv.Client), nil, cloudlog.New(logs, slog.LevelDebug), function.WithClock(clock))
+	h, err := function.New(cfg.Policy, gcs.New(srv.Client), nil, cloudlog.New(logs, slog.LevelDebug), function.WithClock(clock))
 	require.NoError(t, err)
 	url := serve(t, h)
 

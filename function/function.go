@@ -26,9 +26,9 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/tamperguard/tamperguard/internal/cloudlog"
-	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // Name is the function's name in the Functions Framework (FUNCTION_TARGET).
@@ -69,14 +69,14 @@ func WithClock(now func() time.Time) Option { return func(o *delivery.Options) {
 // WithLease sets the incident lease (tests).
 func WithLease(d time.Duration) Option { return func(o *delivery.Options) { o.Lease = d } }
 
-// New returns a Handler that judges events with cfg against store, alerting through
+// New returns a Handler that enforces pol against store, alerting through
 // notifier (nil: decisions are only logged) and logging to log (nil: a Cloud Logging
 // JSON logger on stdout).
-func New(cfg *config.Config, store engine.Store, notifier engine.Notifier, log *slog.Logger, opts ...Option) (*Handler, error) {
+func New(pol *policy.Policy, store engine.Store, notifier engine.Notifier, log *slog.Logger, opts ...Option) (*Handler, error) {
 	if log == nil {
 		log = cloudlog.New(os.Stdout, nil)
 	}
-	o := delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: log, MaxEventAge: DefaultMaxEventAge}
+	o := delivery.Options{Policy: pol, Store: store, Notifier: notifier, Logger: log, MaxEventAge: DefaultMaxEventAge}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -98,11 +98,11 @@ func TestTamperedFinalizeRestoredOnceUnderConcurrentDeliveries(t *testing.T) {
 		assert.Contains(t, l, "reason")
 		assert.Contains(t, l, "time")
 		assert.Contains(t, l["message"], "tampered object")
-		if l["action"] == engine.ActionRestored {
+		if l["action"] == string(engine.ActionRestored) {
 			nRestored++
 			assert.Equal(t, float64(gen), l["restored_generation"])
 		} else {
-			assert.Equal(t, engine.ReasonDuplicate, l["reason"])
+			assert.Equal(t, string(engine.ReasonDuplicate), l["reason"])
 		}
 	}
 	assert.Equal(t, 1, nRestored)
@@ -123,7 +123,7 @@ func TestLateEventForAnOlderGenerationDoesNotClobberANewerOne(t *testing.T) {
 	lines := h.logs.where(t, "generation", bad, "kind", "finalize")
 	require.Len(t, lines, 1, h.logs.String())
 	assert.Equal(t, "CRITICAL", lines[0]["severity"], "the tampered bytes were served until replaced")
-	assert.Equal(t, engine.ActionSkippedNewer, lines[0]["action"])
+	assert.Equal(t, string(engine.ActionSkippedNewer), lines[0]["action"])
 
 	// The even older, good generation's late event: verified, nothing written.
 	status, body = h.post(storageEvent("finalized", "install.sh", first, time.Now()))
@@ -137,7 +137,7 @@ func TestLateEventForAnOlderGenerationDoesNotClobberANewerOne(t *testing.T) {
 	ok2xx(t, status, body)
 	lines = h.logs.where(t, "generation", bad, "kind", "archive")
 	require.Len(t, lines, 1, h.logs.String())
-	assert.Equal(t, engine.ReasonOverwritten, lines[0]["reason"])
+	assert.Equal(t, string(engine.ReasonOverwritten), lines[0]["reason"])
 	assert.Equal(t, float64(newer), lines[0]["overwritten_by"])
 	assert.Equal(t, 3, h.generations("install.sh"))
 }
@@ -157,7 +157,7 @@ func TestDeletionIsRestored(t *testing.T) {
 		require.Len(t, lines, 1, h.logs.String())
 		assert.Equal(t, "CRITICAL", lines[0]["severity"])
 		assert.Equal(t, string(engine.VerdictMissing), lines[0]["verdict"])
-		assert.Equal(t, engine.ActionRestored, lines[0]["action"])
+		assert.Equal(t, string(engine.ActionRestored), lines[0]["action"])
 	})
 	t.Run("pubsub OBJECT_DELETE", func(t *testing.T) {
 		h := newHarness(t, harnessOpts{})
@@ -186,7 +186,7 @@ func TestMetadataChangeIsPutBack(t *testing.T) {
 	lines := h.logs.where(t, "kind", "metadata", "generation", g)
 	require.Len(t, lines, 1, h.logs.String())
 	assert.Equal(t, "CRITICAL", lines[0]["severity"])
-	assert.Equal(t, engine.ActionMetadataRestored, lines[0]["action"])
+	assert.Equal(t, string(engine.ActionMetadataRestored), lines[0]["action"])
 	assert.Equal(t, map[string]any{"Content-Type": `"text/html" -> "text/x-shellscript"`}, lines[0]["metadata_changes"])
 }
 
@@ -378,7 +378,7 @@ func TestServeFinishesEventsInFlightOnShutdown(t *testing.T) {
 	require.NoError(t, err)
 	g := gated{Store: gcs.New(srv.Client), entered: make(chan struct{}, 1), gate: make(chan struct{})}
 	logs := &logBuffer{}
-	h, err := function.New(cfg, g, nil, cloudlog.New(logs, slog.LevelDebug))
+	h, err := function.New(cfg.Policy, g, nil, cloudlog.New(logs, slog.LevelDebug))
 	require.NoError(t, err)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -186,7 +186,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	logs := &logBuffer{}
 	notes := &recorder{}
-	h, err := function.New(cfg, store, notes, cloudlog.New(logs, slog.LevelDebug), o.opts...)
+	h, err := function.New(cfg.Policy, store, notes, cloudlog.New(logs, slog.LevelDebug), o.opts...)
 	require.NoError(t, err)
 	hs := &harness{t: t, srv: srv, h: h, notes: notes, logs: logs, good: taggedFile(t, "v1.2.0", "install.sh"), ctx: context.Background()}
 	hs.url = serve(t, h)

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // newService loads the configuration and connects to Cloud Storage (or the emulator named
@@ -23,24 +23,6 @@ func newService(ctx context.Context, e env, flagFile string, act bool) (*deliver
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return delivery.Build(ctx, delivery.Env{Getenv: e.getenv, ConfigFile: flagFile, StorageClient: e.storageClient,
 		Logger: log, Alerting: act})
-}
-
-// parseGS splits gs://BUCKET/OBJECT[#GENERATION].
-func parseGS(s string) (bucket, object string, gen int64, err error) {
-	rest, ok := strings.CutPrefix(s, "gs://")
-	if !ok {
-		return "", "", 0, fmt.Errorf("%q: want gs://BUCKET/OBJECT[#GENERATION]", s)
-	}
-	bucket, object, ok = strings.Cut(rest, "/")
-	if !ok || bucket == "" || object == "" {
-		return "", "", 0, fmt.Errorf("%q: want gs://BUCKET/OBJECT[#GENERATION]", s)
-	}
-	if i := strings.LastIndexByte(object, '#'); i >= 0 {
-		if g, perr := strconv.ParseInt(object[i+1:], 10, 64); perr == nil && g > 0 {
-			object, gen = object[:i], g
-		}
-	}
-	return bucket, object, gen, nil
 }
 
 // outcome folds decisions into the exit status: tampered or missing wins (1), then
@@ -103,17 +85,13 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		fs.Usage()
 		return errors.New("need at least one gs://BUCKET/OBJECT")
 	}
-	type target struct {
-		bucket, object string
-		gen            int64
-	}
-	var targets []target
+	var targets []gsref.ObjectRef
 	for _, p := range pos {
-		b, o, g, err := parseGS(p)
+		t, err := gsref.Parse(p)
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{b, o, g})
+		targets = append(targets, t)
 	}
 	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -126,9 +104,10 @@ func runCheck(ctx context.Context, e env, args []string) error {
 	eng := svc.Engine()
 	var out outcome
 	for _, t := range targets {
-		d := eng.Check(ctx, t.bucket, t.object, t.gen, *restore)
+		d := eng.Check(ctx, t.Bucket, t.Object, t.Generation, *restore)
 		if d.Verdict == engine.VerdictIgnored && d.Reason == engine.ReasonNoRule {
-			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers gs://%s/%s", svc.Config().Origin, t.bucket, t.object)
+			t.Generation = 0
+			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers %s", svc.Policy().Origin, t)
 		}
 		out.add(&d)
 		if err := printDecision(e.stdout, &d); err != nil {
@@ -145,9 +124,9 @@ func runCheck(ctx context.Context, e env, args []string) error {
 
 // explainDecision says on stderr, for a person, what a non-ok decision means.
 func explainDecision(w io.Writer, d *engine.Decision) {
-	// The object name comes from the bucket: GSPath quotes it if it holds bytes that could
-	// drive a terminal.
-	where := engine.GSPath(d.Bucket, d.Object, d.Generation)
+	// The object name comes from the bucket: it is printed quoted if it holds bytes that
+	// could drive a terminal.
+	where := d.Ref()
 	switch d.Verdict {
 	case engine.VerdictOK, engine.VerdictIgnored:
 		return

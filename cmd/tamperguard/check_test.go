@@ -159,6 +159,8 @@ func TestCheckCommand(t *testing.T) {
 	assert.Equal(t, "unverifiable", b.lines()[0].Verdict)
 	assert.Equal(t, exitError, b.run("check", "--config", b.cfg, "uploader-prod/install.sh"))
 	assert.Contains(t, b.err.String(), "want gs://BUCKET/OBJECT")
+	assert.Equal(t, exitError, b.run("check", "--config", b.cfg, "gs://-uploader/install.sh"))
+	assert.Contains(t, b.err.String(), `"-uploader" is not a bucket name (must start and end with a letter or digit)`)
 	assert.Equal(t, exitError, b.run("check", "--config", b.cfg))
 }
 

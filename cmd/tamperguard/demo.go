@@ -30,6 +30,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/demo"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // The demo's names.
@@ -376,7 +377,7 @@ func startDemo(ctx context.Context, o demoOptions) (st *demoStack, err error) {
 		default: // nobody reads (the story is over and --keep-running is off)
 		}
 	}
-	svc, err := delivery.New(delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: log,
+	svc, err := delivery.New(delivery.Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: log,
 		DecisionLogger: slog.New(slog.DiscardHandler),
 		MaxEventAge:    delivery.DefaultMaxEventAge, Concurrency: w.concurrency, Report: w.report})
 	if err != nil {
@@ -405,10 +406,7 @@ func (st *demoStack) subscription() string {
 }
 
 func (st *demoStack) object(gen int64) string {
-	if gen == 0 {
-		return "gs://" + demoBucket + "/" + demo.ScriptName
-	}
-	return fmt.Sprintf("gs://%s/%s#%d", demoBucket, demo.ScriptName, gen)
+	return gsref.ObjectRef{Bucket: demoBucket, Object: demo.ScriptName, Generation: gen}.String()
 }
 
 func (st *demoStack) sawAlert(a alertSeen) {
@@ -435,13 +433,6 @@ func (st *demoStack) waitAlert(ctx context.Context, gen int64) (alertSeen, bool)
 			return alertSeen{}, false
 		}
 	}
-}
-
-func (st *demoStack) alertFor(gen int64) (alertSeen, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	a, ok := st.alerts[gen]
-	return a, ok
 }
 
 // upload writes data as a new generation of the script, as any client holding a storage

@@ -14,6 +14,8 @@ import (
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/gsref"
+	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
@@ -58,35 +60,29 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s\n", w)
 	}
-	b, name := *bucket, *object
-	if rest, ok := strings.CutPrefix(name, "gs://"); ok {
-		gb, gn, found := strings.Cut(rest, "/")
-		if !found || gn == "" {
-			return fmt.Errorf("--object %q: want gs://BUCKET/NAME", name)
-		}
-		if b != "" && b != gb {
-			return fmt.Errorf("--bucket %q and --object %q name different buckets", b, name)
-		}
-		b, name = gb, gn
+	b, name, err := verifyTarget(*bucket, *object)
+	if err != nil {
+		return err
 	}
-	m, err := matchAnyBucket(cfg, b, name)
+	pol := cfg.Policy
+	m, err := matchAnyBucket(pol, b, name)
 	if err != nil {
 		return err
 	}
 
-	ro := release.ResolverOptions{TTL: time.Duration(cfg.ReleaseTTL)}
-	if cfg.State.Bucket != "" {
+	ro := release.ResolverOptions{TTL: pol.ReleaseTTL}
+	if state := pol.StateBucket; state != "" {
 		// The marks and floors the deployment keeps: without them a rollback the function
 		// refuses would pass here.
 		if e.storageClient == nil {
-			return fmt.Errorf("the configuration names state bucket %s, but Cloud Storage cannot be reached from here", cfg.State.Bucket)
+			return fmt.Errorf("the configuration names state bucket %s, but Cloud Storage cannot be reached from here", state)
 		}
 		client, closeClient, err := e.storageClient(ctx)
 		if err != nil {
-			return fmt.Errorf("connecting to Cloud Storage for state bucket %s: %w", cfg.State.Bucket, err)
+			return fmt.Errorf("connecting to Cloud Storage for state bucket %s: %w", state, err)
 		}
 		defer func() { _ = closeClient() }()
-		ro.Marks = readOnlyMarks{engine.NewStateMarks(gcs.New(client), cfg.State.Bucket)}
+		ro.Marks = readOnlyMarks{engine.NewStateMarks(gcs.New(client), state)}
 	}
 	res := release.NewResolver(ro)
 	open := func() (io.ReadCloser, error) {
@@ -97,7 +93,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 	r := engine.VerifyLocal(ctx, res, m, name, open)
 
-	line := verifyLine{Object: name, Verdict: string(r.Verdict), Size: r.Size, Reason: r.Reason}
+	line := verifyLine{Object: name, Verdict: string(r.Verdict), Size: r.Size, Reason: string(r.Reason)}
 	if r.Expected != nil {
 		line.ExpectedSHA256 = r.Expected.String()
 	}
@@ -158,34 +154,62 @@ func explainVerify(w io.Writer, file string, r engine.LocalResult) {
 	}
 }
 
+// verifyTarget reads --bucket and --object (a name, or gs://BUCKET/NAME) and checks them
+// against Cloud Storage's naming rules.
+func verifyTarget(bucket, object string) (string, string, error) {
+	if bucket != "" {
+		if err := gsref.CheckBucket(bucket); err != nil {
+			return "", "", fmt.Errorf("--bucket: %w", err)
+		}
+	}
+	if !strings.HasPrefix(object, gsref.Scheme) {
+		if err := gsref.CheckObject(object); err != nil {
+			return "", "", fmt.Errorf("--object: %w", err)
+		}
+		return bucket, object, nil
+	}
+	r, err := gsref.Parse(object)
+	switch {
+	case errors.Is(err, gsref.ErrSyntax):
+		return "", "", fmt.Errorf("--object %q: want gs://BUCKET/NAME", object)
+	case err != nil:
+		return "", "", fmt.Errorf("--object: %w", err)
+	case r.Generation != 0:
+		return "", "", fmt.Errorf("--object %q names a generation; verify checks a local copy against the signed release: give gs://BUCKET/NAME", object)
+	case bucket != "" && bucket != r.Bucket:
+		return "", "", fmt.Errorf("--bucket %q and --object %q name different buckets", bucket, object)
+	}
+	return r.Bucket, r.Object, nil
+}
+
 // matchAnyBucket finds the rule for object when the bucket may be left out: it must be
 // unambiguous.
-func matchAnyBucket(cfg *config.Config, bucket, object string) (config.Match, error) {
+func matchAnyBucket(pol *policy.Policy, bucket, object string) (policy.Match, error) {
 	if bucket != "" {
-		m, ok := cfg.Match(bucket, object)
+		m, ok := pol.Match(bucket, object)
 		if !ok {
-			return config.Match{}, fmt.Errorf("no rule in %s covers gs://%s/%s", cfg.Origin, bucket, object)
+			return policy.Match{}, fmt.Errorf("no rule in %s covers gs://%s/%s", pol.Origin, bucket, object)
 		}
 		return m, nil
 	}
-	var found []config.Match
+	var found []policy.Match
 	var buckets []string
-	for _, r := range cfg.Rules {
+	for _, r := range pol.Rules {
 		if slices.Contains(buckets, r.Bucket) {
 			continue
 		}
-		if m, ok := cfg.Match(r.Bucket, object); ok {
+		if m, ok := pol.Match(r.Bucket, object); ok {
 			found = append(found, m)
 			buckets = append(buckets, r.Bucket)
 		}
 	}
 	switch len(found) {
 	case 0:
-		return config.Match{}, fmt.Errorf("no rule in %s covers an object named %q", cfg.Origin, object)
+		return policy.Match{}, fmt.Errorf("no rule in %s covers an object named %q", pol.Origin, object)
 	case 1:
 		return found[0], nil
 	default:
-		return config.Match{}, fmt.Errorf("%q is covered by rules for buckets %s: pass --bucket", object, strings.Join(buckets, ", "))
+		return policy.Match{}, fmt.Errorf("%q is covered by rules for buckets %s: pass --bucket", object, strings.Join(buckets, ", "))
 	}
 }
 

@@ -121,10 +121,10 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	if err := checkSubscription(ctx, ps, *subName, log); err != nil {
 		return err
 	}
-	cfg := svc.Config()
+	pol := svc.Policy()
 	err = w.run(ctx, ps.Subscriber(*subName), func() {
 		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %d events at a time, %d rules from %s (Ctrl-C stops after the events in flight)\n",
-			time.Since(start).Milliseconds(), *subName, *concurrency, len(cfg.Rules), cfg.Origin)
+			time.Since(start).Milliseconds(), *subName, *concurrency, len(pol.Rules), pol.Origin)
 		log.Info("tamperguard ready", svc.ReadyAttrs()...)
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package config reads tamperguard's YAML configuration: which objects to watch, which
 // signed release vouches for them, and which keys may sign it. It is read at the edges
-// (the CLI, the Cloud Function); everything past it gets plain, validated values.
+// (the CLI, the Cloud Function) and builds the policy (internal/policy) that everything
+// past it enforces: the engine never sees YAML.
 package config
 
 import (
@@ -9,17 +10,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"gopkg.in/yaml.v3"
 
+	"github.com/tamperguard/tamperguard/internal/gsref"
+	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
 	"github.com/tamperguard/tamperguard/internal/signing"
 )
@@ -31,17 +32,14 @@ const (
 	DefaultFile   = "tamperguard.yaml"
 )
 
-// Actions on a mismatch.
-const (
-	OnMismatchRestore    = "restore"
-	OnMismatchQuarantine = "quarantine"
-	OnMismatchAlert      = "alert"
-)
+// tagPlaceholder may stand in an object pattern, a tag and an entry for the release tag.
+const tagPlaceholder = policy.TagPlaceholder
 
 // maxConfigSize bounds the configuration read (it holds keys, not data).
 const maxConfigSize = 1 << 20
 
-// Config is a loaded, validated configuration.
+// Config is a loaded, validated configuration: the YAML document, and the policy built
+// from it.
 type Config struct {
 	Rules []*Rule `yaml:"rules"`
 	// ReleaseTTL is how long a resolved "latest" release is cached (default 60s).
@@ -54,6 +52,8 @@ type Config struct {
 	// Warnings are weaknesses of a valid configuration that an operator must hear about
 	// (e.g. a rule whose rollback cannot be detected); the commands print them at start.
 	Warnings []string `yaml:"-"`
+	// Policy is what the configuration says to enforce, for the engine.
+	Policy *policy.Policy `yaml:"-"`
 }
 
 // Rule says which objects of a bucket are vouched for by which signed release.
@@ -77,7 +77,7 @@ type Rule struct {
 	// Line is the rule's line in the configuration, for messages.
 	Line int `yaml:"-"`
 
-	patterns []pattern
+	patterns []policy.Pattern
 	keys     *signing.Keys
 	source   release.Source
 }
@@ -249,8 +249,10 @@ func parse(src Source) (*Config, error) {
 	if len(cfg.Rules) == 0 {
 		return nil, fmt.Errorf("no rules: the configuration must list at least one rule under \"rules:\"")
 	}
-	if b := cfg.State.Bucket; b != "" && !bucketName.MatchString(b) {
-		return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name", lineOf(&root, "state", "bucket"), b)
+	if b := cfg.State.Bucket; b != "" {
+		if err := gsref.CheckBucket(b); err != nil {
+			return nil, fmt.Errorf("line %d: state.bucket: %q is not a Cloud Storage bucket name: %s", lineOf(&root, "state", "bucket"), b, problem(err))
+		}
 	}
 	if l := time.Duration(cfg.State.Lease); l != 0 && (l < 3*time.Second || l > 10*time.Minute) {
 		return nil, fmt.Errorf("line %d: state.lease: %s is outside 3s to 10m (a lease is renewed every third of it; a crashed owner's incidents wait that long)", lineOf(&root, "state", "lease"), l)
@@ -268,7 +270,26 @@ func parse(src Source) (*Config, error) {
 			return nil, fmt.Errorf("line %d: rules[%d].bucket: %q is also the state bucket; keep tamperguard's records apart from what it watches", lineOf(&root, "rules", i, "bucket"), i, r.Bucket)
 		}
 	}
+	cfg.Policy = cfg.policy()
 	return cfg, nil
+}
+
+// policy is what a validated configuration says to enforce.
+func (c *Config) policy() *policy.Policy {
+	p := &policy.Policy{StateBucket: c.State.Bucket, Lease: time.Duration(c.State.Lease),
+		ReleaseTTL: time.Duration(c.ReleaseTTL), Origin: c.Origin}
+	for _, r := range c.Rules {
+		md := r.Metadata
+		p.Rules = append(p.Rules, &policy.Rule{
+			Bucket: r.Bucket, Patterns: r.patterns, Source: r.source,
+			Tag: r.Release.Tag, Entry: r.Release.Entry,
+			OnMismatch: policy.Response(r.OnMismatch), Fallback: policy.Response(r.Fallback),
+			CacheControl: r.CacheControl,
+			Metadata: policy.Metadata{ContentType: md.ContentType, ContentEncoding: md.ContentEncoding,
+				CacheControl: md.CacheControl, ContentDisposition: md.ContentDisposition},
+		})
+	}
+	return p
 }
 
 // lineOf returns the line of the node at path, or of its nearest existing parent.
@@ -281,9 +302,6 @@ func lineOf(root *yaml.Node, path ...any) int {
 	return 0
 }
 
-// bucketName follows Cloud Storage's naming rules closely enough to catch typos and URLs.
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
-
 func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) string) error {
 	at := func(path ...any) string {
 		full := append([]any{"rules", i}, path...)
@@ -292,19 +310,19 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	if r.Bucket == "" {
 		return fmt.Errorf("%s: bucket is required", at())
 	}
-	if !bucketName.MatchString(r.Bucket) {
-		return fmt.Errorf("%s.bucket: %q is not a Cloud Storage bucket name (give the name only, no gs://)", at("bucket"), r.Bucket)
+	if err := gsref.CheckBucket(r.Bucket); err != nil {
+		return fmt.Errorf("%s.bucket: %q is not a Cloud Storage bucket name (give the name only, no gs://): %s", at("bucket"), r.Bucket, problem(err))
 	}
 	if len(r.Objects) == 0 {
 		return fmt.Errorf("%s: objects is required (exact names or globs)", at())
 	}
 	anyTag := false
 	for j, o := range r.Objects {
-		p, err := compilePattern(o)
+		p, err := policy.CompilePattern(o)
 		if err != nil {
 			return fmt.Errorf("%s.objects[%d]: %w", at("objects", j), j, err)
 		}
-		anyTag = anyTag || p.hasTag
+		anyTag = anyTag || p.HasTag()
 		r.patterns = append(r.patterns, p)
 	}
 
@@ -317,7 +335,7 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	}
 	if rs.Tag == tagPlaceholder {
 		for j, p := range r.patterns {
-			if !p.hasTag {
+			if !p.HasTag() {
 				return fmt.Errorf("%s.objects[%d]: tag is %q, so every object pattern must contain %s", at("objects", j), j, tagPlaceholder, tagPlaceholder)
 			}
 		}
@@ -326,20 +344,20 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 		return fmt.Errorf("%s.release.entry: %q must be a file name as listed in the checksum file", at("release", "entry"), rs.Entry)
 	}
 
-	switch r.Fallback {
+	switch policy.Response(r.Fallback) {
 	case "":
-		r.Fallback = OnMismatchQuarantine
-	case OnMismatchQuarantine, OnMismatchAlert:
+		r.Fallback = string(policy.Quarantine)
+	case policy.Quarantine, policy.AlertOnly:
 	default:
 		return fmt.Errorf("%s.fallback: %q is not one of quarantine, alert", at("fallback"), r.Fallback)
 	}
 	if r.CacheControl == "" {
 		r.CacheControl = "no-cache"
 	}
-	switch r.OnMismatch {
+	switch policy.Response(r.OnMismatch) {
 	case "":
-		r.OnMismatch = OnMismatchRestore
-	case OnMismatchRestore, OnMismatchQuarantine, OnMismatchAlert:
+		r.OnMismatch = string(policy.Restore)
+	case policy.Restore, policy.Quarantine, policy.AlertOnly:
 	default:
 		return fmt.Errorf("%s.on_mismatch: %q is not one of restore, quarantine, alert", at("on_mismatch"), r.OnMismatch)
 	}
@@ -371,6 +389,15 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	}
 	r.source = src
 	return nil
+}
+
+// problem is the naming rule a name breaks.
+func problem(err error) string {
+	var ne *gsref.NameError
+	if errors.As(err, &ne) {
+		return ne.Problem
+	}
+	return err.Error()
 }
 
 // envName is a portable environment variable name.
@@ -600,47 +627,6 @@ func looksLikeSSHKey(s string) bool {
 	return false
 }
 
-// Match is a rule that applies to an object, with the tag the object's name selects.
-type Match struct {
-	Rule *Rule
-	Tag  string // the release tag to resolve: "latest", an exact tag, or the one in the name
-}
-
-// Match returns the first rule that covers bucket/object. Rules are tried in order; it
-// does no I/O and does not allocate, so ignoring an unwatched object costs nothing.
-func (c *Config) Match(bucket, object string) (Match, bool) {
-	for _, r := range c.Rules {
-		if r.Bucket != bucket {
-			continue
-		}
-		if tag, ok := r.matchObject(object); ok {
-			return Match{Rule: r, Tag: tag}, true
-		}
-	}
-	return Match{}, false
-}
-
-func (r *Rule) matchObject(object string) (string, bool) {
-	for i := range r.patterns {
-		if tag, ok := r.patterns[i].match(object); ok {
-			if r.patterns[i].hasTag {
-				return tag, true
-			}
-			return r.Release.Tag, true
-		}
-	}
-	return "", false
-}
-
-// Entry is the name the checksum file lists for object: the rule's entry (with {tag}
-// filled in) or the object's base name.
-func (m Match) Entry(object string) string {
-	if e := m.Rule.Release.Entry; e != "" {
-		return strings.ReplaceAll(e, tagPlaceholder, m.Tag)
-	}
-	return path.Base(object)
-}
-
 // Source is the rule's release source, built with its pinned keys at load time.
 func (r *Rule) Source() release.Source { return r.source }
 
@@ -657,38 +643,4 @@ func readLimited(f *os.File, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return buf.Bytes(), nil
-}
-
-// ListPrefixes are the name prefixes under which the rule's objects can be listed, with
-// prefixes covered by a shorter one left out.
-func (r *Rule) ListPrefixes() []string {
-	var out []string
-	for i := range r.patterns {
-		p := r.patterns[i].literalPrefix()
-		if !r.patterns[i].glob && !r.patterns[i].hasTag {
-			p = r.patterns[i].raw
-		}
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	kept := out[:0]
-	for _, p := range out {
-		if len(kept) > 0 && strings.HasPrefix(p, kept[len(kept)-1]) {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return kept
-}
-
-// ExactObjects are the names the rule lists without globs: objects that must exist.
-func (r *Rule) ExactObjects() []string {
-	var out []string
-	for i := range r.patterns {
-		if !r.patterns[i].glob && !r.patterns[i].hasTag {
-			out = append(out, r.patterns[i].raw)
-		}
-	}
-	return out
 }

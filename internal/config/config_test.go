@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 func testdata(t testing.TB, elem ...string) string {
@@ -64,20 +67,67 @@ rules:
 	assert.Equal(t, "git "+testdata(t, "git", "uploader.git"), r.Source().Key())
 	assert.False(t, r.PinnedKeys().Empty())
 
-	m, ok := cfg.Match("uploader-prod", "v1/linux/codecov")
+	m, ok := cfg.Policy.Match("uploader-prod", "v1/linux/codecov")
 	require.True(t, ok)
 	assert.Equal(t, "latest", m.Tag)
 	assert.Equal(t, "install.sh", m.Entry("v1/linux/codecov"))
-	_, ok = cfg.Match("uploader-prod", "v1/linux/other")
+	_, ok = cfg.Policy.Match("uploader-prod", "v1/linux/other")
 	assert.False(t, ok)
-	_, ok = cfg.Match("other-bucket", "bash")
+	_, ok = cfg.Policy.Match("other-bucket", "bash")
 	assert.False(t, ok)
 
-	m, ok = cfg.Match("downloads.example.org", "v2.0.1/install.sh")
+	m, ok = cfg.Policy.Match("downloads.example.org", "v2.0.1/install.sh")
 	require.True(t, ok)
 	assert.Equal(t, "v2.0.1", m.Tag)
 	assert.Equal(t, "install.sh", m.Entry("v2.0.1/install.sh"))
-	assert.Equal(t, "quarantine", m.Rule.OnMismatch)
+	assert.Equal(t, policy.Quarantine, m.Rule.OnMismatch)
+}
+
+// TestPolicyFromConfiguration: the policy says what the configuration says, defaults filled in.
+func TestPolicyFromConfiguration(t *testing.T) {
+	cfg, err := parseString(t, `
+release_ttl: 30s
+state: {bucket: tg-state, lease: 45s}
+rules:
+  - bucket: uploader-prod
+    objects: ["bash"]
+    release: {git: git/uploader.git, tag: v1.2.0, entry: install.sh}
+    keys: {openpgp: ["keys/maintainer-ed25519.asc"]}
+    metadata: {content_type: text/x-shellscript, cache_control: "max-age=60"}
+  - bucket: downloads.example.org
+    objects: ["{tag}/install.sh"]
+    release: {url: "https://example.org/dl/{tag}/SHA256SUMS", tag: "{tag}"}
+    keys: {openpgp: ["keys/maintainer-rsa3072.asc"]}
+    on_mismatch: alert
+    fallback: alert
+    cache_control: "no-store"
+`)
+	require.NoError(t, err)
+	p := cfg.Policy
+	require.NotNil(t, p)
+	assert.Equal(t, "tg-state", p.StateBucket)
+	assert.Equal(t, 45*time.Second, p.Lease)
+	assert.Equal(t, 30*time.Second, p.ReleaseTTL)
+	assert.Equal(t, "test.yaml", p.Origin)
+	require.Len(t, p.Rules, 2)
+	r := p.Rules[0]
+	assert.Equal(t, "uploader-prod", r.Bucket)
+	assert.Equal(t, "v1.2.0", r.Tag)
+	assert.Equal(t, "install.sh", r.Entry)
+	assert.Equal(t, policy.Restore, r.OnMismatch)
+	assert.Equal(t, policy.Quarantine, r.Fallback)
+	assert.Equal(t, "no-cache", r.CacheControl)
+	assert.Equal(t, policy.Metadata{ContentType: "text/x-shellscript", CacheControl: "max-age=60"}, r.Metadata)
+	assert.Same(t, cfg.Rules[0].Source(), r.Source)
+	assert.Equal(t, []string{"bash"}, r.ExactObjects())
+	r = p.Rules[1]
+	assert.Equal(t, policy.TagPlaceholder, r.Tag)
+	assert.Equal(t, policy.AlertOnly, r.OnMismatch)
+	assert.Equal(t, policy.AlertOnly, r.Fallback)
+	assert.Equal(t, "no-store", r.CacheControl)
+	m, ok := p.Match("downloads.example.org", "v2.0.1/install.sh")
+	require.True(t, ok)
+	assert.Equal(t, "v2.0.1", m.Tag)
 }
 
 func TestParseErrors(t *testing.T) {
@@ -110,6 +160,10 @@ func TestParseErrors(t *testing.T) {
 		{"two sources", strings.Replace(good(""), "git: git/uploader.git", "git: git/uploader.git\n      github: a/b", 1), []string{"rules[0].release", "exactly one of git, url, github"}},
 		{"no source", strings.Replace(good(""), "git: git/uploader.git", "tag: latest", 1), []string{"exactly one of git, url, github"}},
 		{"bad bucket", strings.Replace(good(""), "bucket: b-1", "bucket: gs://b-1", 1), []string{"line 2", "rules[0].bucket", "not a Cloud Storage bucket name"}},
+		{"bucket with a dash first", strings.Replace(good(""), "bucket: b-1", "bucket: -ab", 1), []string{"line 2", "rules[0].bucket", "not a Cloud Storage bucket name", "must start and end with a letter or digit"}},
+		{"bucket part too long", strings.Replace(good(""), "bucket: b-1", "bucket: "+strings.Repeat("a", 64), 1), []string{"line 2", "rules[0].bucket", "over 63 characters without dots"}},
+		{"bucket named like google", strings.Replace(good(""), "bucket: b-1", "bucket: my-google-dl", 1), []string{"line 2", "rules[0].bucket", `contains "google"`}},
+		{"bad state bucket", "state: {bucket: 192.168.5.4}\n" + good(""), []string{"line 1", "state.bucket", "not a Cloud Storage bucket name: an IP address"}},
 		{"missing bucket", strings.Replace(good(""), "bucket: b-1", "bucket: \"\"", 1), []string{"rules[0]: bucket is required"}},
 		{"missing objects", strings.Replace(good(""), `objects: ["bash"]`, "objects: []", 1), []string{"objects is required"}},
 		{"bad on_mismatch", good("    on_mismatch: revert\n"), []string{"line 8", "on_mismatch", `"revert" is not one of restore, quarantine, alert`}},
@@ -203,7 +257,7 @@ func TestLocate(t *testing.T) {
 }
 
 func BenchmarkConfigMatchIgnored(b *testing.B) {
-	cfg, err := parseString(b, `rules:
+	_, err := parseString(b, `rules:
   - bucket: uploader-prod
     objects: ["bash", "v*/linux/codecov", "{tag}/install.sh"]
     release: {git: git/uploader.git, tag: "{tag}"}
@@ -212,7 +266,7 @@ func BenchmarkConfigMatchIgnored(b *testing.B) {
 	if err == nil {
 		b.Fatal("want error: mixed {tag} patterns")
 	}
-	cfg, err = parseString(b, `rules:
+	cfg, err := parseString(b, `rules:
   - bucket: uploader-prod
     objects: ["bash", "v*/linux/codecov"]
     release: {git: git/uploader.git}
@@ -221,7 +275,7 @@ func BenchmarkConfigMatchIgnored(b *testing.B) {
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := cfg.Match("uploader-prod", "assets/img/logo.png"); ok {
+		if _, ok := cfg.Policy.Match("uploader-prod", "assets/img/logo.png"); ok {
 			b.Fatal("matched")
 		}
 	}

@@ -123,7 +123,7 @@ func (a *Dispatcher) send(d *engine.Decision) (err error) {
 		}
 	}()
 	if err := a.eng.Alert(ctx, d, a.n); err != nil {
-		return fmt.Errorf("alert about %s not delivered: %w", engine.GSPath(d.Bucket, d.Object, d.Generation), err)
+		return fmt.Errorf("alert about %s not delivered: %w", d.Ref(), err)
 	}
 	return nil
 }
@@ -135,6 +135,6 @@ func (a *Dispatcher) Wait(ctx context.Context, d *engine.Decision) error {
 	case err := <-a.Send(d):
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("alert about %s still in flight: %w", engine.GSPath(d.Bucket, d.Object, d.Generation), ctx.Err())
+		return fmt.Errorf("alert about %s still in flight: %w", d.Ref(), ctx.Err())
 	}
 }

@@ -50,7 +50,8 @@ var NewNotifier = func(getenv func(string) string, log *slog.Logger, store engin
 	return alerting.FromEnv(getenv, log, threads)
 }
 
-// Build loads the configuration and the settings above, connects to Cloud Storage and builds
+// Build loads the configuration (the YAML stops here: the service gets its policy) and the
+// settings above, connects to Cloud Storage and builds
 // the notifier: everything a cold start, serve, watch, check and audit do before their first
 // request. Close the Service when done.
 func Build(ctx context.Context, env Env) (*Service, error) {
@@ -82,12 +83,12 @@ func Build(ctx context.Context, env Env) (*Service, error) {
 			return c, c.Close, nil
 		}
 	}
-	client, release, err := connect(ctx)
+	client, closeClient, err := connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to Cloud Storage: %w", err)
 	}
-	if release == nil {
-		release = func() error { return nil }
+	if closeClient == nil {
+		closeClient = func() error { return nil }
 	}
 	store := gcs.New(client)
 	log := env.Logger
@@ -99,29 +100,29 @@ func Build(ctx context.Context, env Env) (*Service, error) {
 	}
 	var notifier engine.Notifier
 	if env.Alerting {
-		notifier, err = NewNotifier(getenv, log, store, cfg.State.Bucket)
+		notifier, err = NewNotifier(getenv, log, store, cfg.Policy.StateBucket)
 		if err != nil {
-			release()
+			closeClient()
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 	}
-	s, err := New(Options{Config: cfg, Store: store, Notifier: notifier, Logger: log, MaxEventAge: maxAge,
+	s, err := New(Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: log, MaxEventAge: maxAge,
 		Concurrency: env.Concurrency, Report: env.Report})
 	if err != nil {
-		release()
+		closeClient()
 		return nil, err
 	}
-	s.closer = append(s.closer, release)
+	s.closer = append(s.closer, closeClient)
 	return s, nil
 }
 
 // ReadyAttrs describe the service for its startup line.
 func (s *Service) ReadyAttrs() []any {
 	dedup := "state bucket: incidents are de-duplicated across instances"
-	if s.cfg.State.Bucket == "" {
+	if s.pol.StateBucket == "" {
 		dedup = "no state bucket: incidents are de-duplicated within this instance only; duplicates delivered to other instances are not"
 	}
-	return []any{"config", s.cfg.Origin, "rules", len(s.cfg.Rules), "state_bucket", s.cfg.State.Bucket,
+	return []any{"config", s.pol.Origin, "rules", len(s.pol.Rules), "state_bucket", s.pol.StateBucket,
 		"incidents", dedup, "max_event_age", s.maxAge.String()}
 }
 

@@ -15,6 +15,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // CloudEvent types the function accepts.
@@ -299,9 +300,8 @@ func decodeNotification(req *Request, prefix string, attrs map[string]string, da
 		if err := o.validate(prefix+"data", &fromPayload); err != nil {
 			return err
 		}
-		if fromPayload.Bucket != ev.Bucket || fromPayload.Object != ev.Object || fromPayload.Generation != ev.Generation {
-			return malformed(prefix+"data", "names gs://%s/%s#%d but the attributes name gs://%s/%s#%d",
-				clip(fromPayload.Bucket), quote(fromPayload.Object), fromPayload.Generation, clip(ev.Bucket), quote(ev.Object), ev.Generation)
+		if fromPayload.Ref() != ev.Ref() {
+			return malformed(prefix+"data", "names %q but the attributes name %q", clipped(fromPayload.Ref()), clipped(ev.Ref()))
 		}
 		ev.Metageneration = fromPayload.Metageneration
 	default:
@@ -368,48 +368,24 @@ func jsonKind(goKind string) string {
 	return goKind
 }
 
-// checkBucket applies Cloud Storage's bucket naming rules: 3 to 63 characters (222 with
-// dots, 63 per dot-separated part), lowercase letters, digits, '-', '_' and '.', starting
-// and ending with a letter or digit.
+// checkBucket applies Cloud Storage's bucket naming rules (gsref.CheckBucket).
 func checkBucket(field, b string) error {
 	if b == "" {
 		return malformed(field, "missing")
 	}
-	if len(b) < 3 || len(b) > 222 {
-		return malformed(field, "%s is not a bucket name (3 to 222 characters)", quote(b))
-	}
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return malformed(field, "%s is not a bucket name (character %q)", quote(b), c)
-		}
-	}
-	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-	if !alnum(b[0]) || !alnum(b[len(b)-1]) {
-		return malformed(field, "%s is not a bucket name (must start and end with a letter or digit)", quote(b))
-	}
-	for part := range strings.SplitSeq(b, ".") {
-		if len(part) > 63 {
-			return malformed(field, "%s is not a bucket name (a part is over 63 characters)", quote(b))
-		}
+	if err := gsref.CheckBucket(b); err != nil {
+		return malformed(field, "%s", err.Error())
 	}
 	return nil
 }
 
-// checkObject applies Cloud Storage's object naming rules: 1 to 1024 bytes of valid
-// UTF-8, no carriage return or line feed, not "." or "..".
+// checkObject applies Cloud Storage's object naming rules (gsref.CheckObject).
 func checkObject(field, o string) error {
-	switch {
-	case o == "":
+	if o == "" {
 		return malformed(field, "missing")
-	case len(o) > 1024:
-		return malformed(field, "%d bytes, over Cloud Storage's 1024-byte limit", len(o))
-	case !utf8.ValidString(o):
-		return malformed(field, "%s is not valid UTF-8", quote(o))
-	case strings.ContainsAny(o, "\r\n"):
-		return malformed(field, "%s contains a carriage return or line feed", quote(o))
-	case o == "." || o == "..":
-		return malformed(field, "%s is not an object name", quote(o))
+	}
+	if err := gsref.CheckObject(o); err != nil {
+		return malformed(field, "%s", err.Error())
 	}
 	return nil
 }
@@ -466,3 +442,9 @@ func clip(s string) string {
 // quote renders a hostile value for a message: clipped, Go-quoted (no control
 // characters, no invalid UTF-8 survives).
 func quote(s string) string { return strconv.Quote(clip(s)) }
+
+// clipped is r with its names clipped, for a message.
+func clipped(r gsref.ObjectRef) gsref.ObjectRef {
+	r.Bucket, r.Object = clip(r.Bucket), clip(r.Object)
+	return r
+}

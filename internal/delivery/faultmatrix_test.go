@@ -188,7 +188,7 @@ func runCell(t *testing.T, st step, fk faultKind) cellResult {
 	start := time.Now()
 	clk.t.Store(&start)
 	const lease = 2 * time.Second
-	svc, err := delivery.New(delivery.Options{Config: cfg, Store: store, Notifier: notifier, Logger: slog.New(slog.DiscardHandler),
+	svc, err := delivery.New(delivery.Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: slog.New(slog.DiscardHandler),
 		Now: clk.now, Lease: lease, Alerts: delivery.DispatcherOptions{Timeout: 3 * time.Second}})
 	require.NoError(t, err)
 

@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/cloudlog"
-	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/policy"
 )
 
 // DefaultMaxEventAge is how old an event may be and still be acted on. Older ones have
@@ -33,7 +33,7 @@ const DefaultMaxEventAge = 24 * time.Hour
 
 // Options configure a Service.
 type Options struct {
-	Config *config.Config
+	Policy *policy.Policy
 	Store  engine.Store
 	// Notifier sends alerts (nil: they are only logged in the decision lines).
 	Notifier engine.Notifier
@@ -51,7 +51,7 @@ type Options struct {
 	// Report, if set, hears every decision once it is logged (watch prints them).
 	Report func(*engine.Decision)
 	Now    func() time.Time
-	// Lease overrides the configuration's incident lease (tests).
+	// Lease overrides the policy's incident lease (tests).
 	Lease time.Duration
 }
 
@@ -65,16 +65,16 @@ type Service struct {
 	now    func() time.Time
 	slots  chan struct{}
 	report func(*engine.Decision)
-	cfg    *config.Config
+	pol    *policy.Policy
 	closer []func() error
 }
 
-// New builds the engine for cfg and the runtime around it.
+// New builds the engine for the policy and the runtime around it.
 func New(o Options) (*Service, error) {
-	if o.Config == nil || o.Store == nil {
-		return nil, errors.New("delivery: a configuration and a store are required")
+	if o.Policy == nil || o.Store == nil {
+		return nil, errors.New("delivery: a policy and a store are required")
 	}
-	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, cfg: o.Config}
+	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, pol: o.Policy}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -88,7 +88,7 @@ func New(o Options) (*Service, error) {
 	if o.Concurrency > 0 {
 		s.slots = make(chan struct{}, o.Concurrency)
 	}
-	eng, err := engine.New(engine.Options{Store: o.Store, Config: o.Config, Logger: s.log, Now: s.now, Lease: o.Lease})
+	eng, err := engine.New(engine.Options{Store: o.Store, Policy: o.Policy, Logger: s.log, Now: s.now, Lease: o.Lease})
 	if err != nil {
 		return nil, err
 	}
@@ -104,8 +104,8 @@ func New(o Options) (*Service, error) {
 // Engine is the service's engine (check and audit use it directly).
 func (s *Service) Engine() *engine.Engine { return s.eng }
 
-// Config is the configuration the service runs.
-func (s *Service) Config() *config.Config { return s.cfg }
+// Policy is what the service enforces.
+func (s *Service) Policy() *policy.Policy { return s.pol }
 
 // Alerts is the service's alert dispatcher.
 func (s *Service) Alerts() *Dispatcher { return s.alerts }
@@ -200,7 +200,7 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 		if d.AlertDue() {
 			_ = s.eng.Settle(&d, errors.New("not sent"))
 		}
-		return Outcome{Why: "transient", Err: fmt.Errorf("%s: %s", engine.GSPath(d.Bucket, d.Object, d.Generation), clip(d.Error))}
+		return Outcome{Why: "transient", Err: fmt.Errorf("%s: %s", d.Ref(), clip(d.Error))}
 	}
 	if err := s.alerts.Wait(ctx, &d); err != nil {
 		return Outcome{Why: "alert_pending", Err: err}
@@ -318,7 +318,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 		level = slog.LevelDebug
 	}
 	if d.Action != "" && d.Action != engine.ActionNone {
-		msg += ": " + d.Action
+		msg += ": " + string(d.Action)
 	}
 	if d.Transient {
 		msg += " (transient; the event will be delivered again)"
@@ -339,7 +339,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 		kind = "audit"
 	}
 	a = append(a, "kind", kind, "bucket", d.Bucket, "object", d.Object, "generation", gen,
-		"verdict", string(d.Verdict), "action", d.Action, "reason", d.Reason)
+		"verdict", string(d.Verdict), "action", string(d.Action), "reason", string(d.Reason))
 	add := func(k string, v any, present bool) {
 		if present {
 			a = append(a, k, v)

@@ -75,7 +75,7 @@ func newStack(t *testing.T, n engine.Notifier, o delivery.Options) *stack {
 `
 	cfg, err := config.Parse(config.Source{Name: "test.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
-	o.Config, o.Store, o.Notifier = cfg, gcs.New(srv.Client), n
+	o.Policy, o.Store, o.Notifier = cfg.Policy, gcs.New(srv.Client), n
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -212,7 +212,7 @@ func TestConcurrencyBoundsTheWork(t *testing.T) {
 	cfg, err := config.Parse(config.Source{Name: "t.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
 	cs := &countingStore{Store: gcs.New(srv.Client), gate: make(chan struct{})}
-	svc, err := delivery.New(delivery.Options{Config: cfg, Store: cs, Concurrency: 3, Logger: slog.New(slog.DiscardHandler)})
+	svc, err := delivery.New(delivery.Options{Policy: cfg.Policy, Store: cs, Concurrency: 3, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	var wg sync.WaitGroup
 	for i := range 10 {
@@ -246,7 +246,7 @@ func TestPanicIsRetried(t *testing.T) {
 `
 	cfg, err := config.Parse(config.Source{Name: "t.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
-	svc, err := delivery.New(delivery.Options{Config: cfg, Store: panicStore{gcs.New(srv.Client)}, Logger: slog.New(slog.DiscardHandler)})
+	svc, err := delivery.New(delivery.Options{Policy: cfg.Policy, Store: panicStore{gcs.New(srv.Client)}, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	o := svc.Deliver(context.Background(), finalize("install.sh", 5))
 	assert.False(t, o.Ack)

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,17 +43,9 @@ func ModuleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
+// goTool is the go command, found in PATH. Under go test it is the toolchain running the
+// tests: go test puts its own GOROOT/bin first in the PATH of what it runs.
+func goTool() string { return "go" }
 
 // Build builds the three programs into dir from the module cache, never downloading
 // (GOPROXY=off): fake-gcs-server at the version go.mod requires. go.mod is never changed

@@ -23,9 +23,9 @@ func TestReleaseVerifies(t *testing.T) {
 
 	cfg, err := config.Parse(config.Source{Name: "demo.yaml", Data: []byte(rel.Config("downloads", ScriptName, "state")), Dir: dir})
 	require.NoError(t, err)
-	m, ok := cfg.Match("downloads", ScriptName)
+	m, ok := cfg.Policy.Match("downloads", ScriptName)
 	require.True(t, ok)
-	got, err := m.Rule.Source().Fetch(context.Background(), "v1.0.0")
+	got, err := m.Rule.Source.Fetch(context.Background(), "v1.0.0")
 	require.NoError(t, err)
 	assert.Equal(t, "openpgp", got.Signer.Scheme)
 	assert.Equal(t, rel.Fingerprint, strings.ToUpper(got.Signer.Fingerprint))

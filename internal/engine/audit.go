@@ -22,7 +22,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 			errs = append(errs, err)
 		}
 	}
-	for _, r := range e.cfg.Rules {
+	for _, r := range e.pol.Rules {
 		seen := map[string]bool{}
 		for _, prefix := range r.ListPrefixes() {
 			err := e.store.List(ctx, r.Bucket, prefix, func(a ObjectAttrs) error {
@@ -32,13 +32,13 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				if seen[a.Name] {
 					return nil
 				}
-				m, ok := e.cfg.Match(r.Bucket, a.Name)
+				m, ok := e.pol.Match(r.Bucket, a.Name)
 				if !ok || m.Rule != r {
 					return nil // not this rule's (or an earlier rule's) object
 				}
 				seen[a.Name] = true
 				d := &Decision{Bucket: a.Bucket, Object: a.Name, Generation: a.Generation, Action: ActionNone}
-				e.checkMatched(ctx, m, d, act)
+				e.decideGeneration(ctx, m, d, act)
 				fn(d)
 				return nil
 			})
@@ -46,14 +46,14 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				if errors.Is(err, errStop) {
 					return ctx.Err()
 				}
-				errs = append(errs, fmt.Errorf("listing gs://%s/%s*: %w", r.Bucket, prefix, err))
+				errs = append(errs, fmt.Errorf("listing %s*: %w", ref(r.Bucket, prefix, 0), err))
 			}
 		}
 		for _, name := range r.ExactObjects() {
 			if seen[name] || ctx.Err() != nil {
 				continue
 			}
-			m, ok := e.cfg.Match(r.Bucket, name)
+			m, ok := e.pol.Match(r.Bucket, name)
 			if !ok || m.Rule != r {
 				continue
 			}
@@ -66,10 +66,7 @@ func (e *Engine) Audit(ctx context.Context, act bool, fn func(*Decision)) error 
 				fn(d)
 				continue
 			}
-			e.restoreMissing(ctx, m, d, 0, act)
-			if d.Reason == "" && d.Verdict == VerdictMissing {
-				d.Reason = ReasonMissing
-			}
+			e.decideListedMissing(ctx, m, d, act)
 			fn(d)
 		}
 	}

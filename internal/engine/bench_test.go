@@ -146,7 +146,7 @@ func BenchmarkHandleIgnored(b *testing.B) {
     keys: {openpgp: [` + testdata(b, "keys", "maintainer-rsa3072.asc") + `]}
 `)})
 	require.NoError(b, err)
-	eng, err := engine.New(engine.Options{Store: &bigStore{}, Config: cfg})
+	eng, err := engine.New(engine.Options{Store: &bigStore{}, Policy: cfg.Policy})
 	require.NoError(b, err)
 	ev := engine.Event{Kind: engine.KindFinalize, Bucket: "uploader-prod", Object: "assets/img/logo-large.png", Generation: 1}
 	ctx := context.Background()
@@ -169,7 +169,7 @@ func BenchmarkHashHugeObject(b *testing.B) {
 `)})
 	require.NoError(b, err)
 	store := &bigStore{name: "huge.bin", size: gib}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg})
+	eng, err := engine.New(engine.Options{Store: store, Policy: cfg.Policy})
 	require.NoError(b, err)
 	ctx := context.Background()
 	b.SetBytes(gib)

@@ -133,7 +133,7 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 		store = o.wrap(store)
 	}
 	notes := &recorder{}
-	eng, err := engine.New(engine.Options{Store: store, Config: cfg, Now: o.now})
+	eng, err := engine.New(engine.Options{Store: store, Policy: cfg.Policy, Now: o.now})
 	require.NoError(t, err)
 	return &harness{t: t, srv: srv, store: store, eng: eng, notes: notes, good: taggedFile(t, "v1.2.0", "install.sh"),
 		ctx: context.Background(), cfg: cfg, now: o.now}
@@ -146,7 +146,7 @@ func (h *harness) instance(wrap func(engine.Store) engine.Store) *engine.Engine 
 	if wrap != nil {
 		store = wrap(store)
 	}
-	eng, err := engine.New(engine.Options{Store: store, Config: h.cfg, Now: h.now})
+	eng, err := engine.New(engine.Options{Store: store, Policy: h.cfg.Policy, Now: h.now})
 	require.NoError(h.t, err)
 	return eng
 }
@@ -656,7 +656,7 @@ rules:
 	newEngine := func() *engine.Engine {
 		cfg, err := config.Parse(config.Source{Name: "test.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 		require.NoError(t, err)
-		eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Config: cfg})
+		eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Policy: cfg.Policy})
 		require.NoError(t, err)
 		return eng
 	}

@@ -1,71 +1,17 @@
-// Package engine decides whether published bytes are the ones the maintainers signed.
 package engine
 
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
-	"github.com/tamperguard/tamperguard/internal/config"
+	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/release"
-	"github.com/tamperguard/tamperguard/internal/signing"
 )
-
-// Verdict is the outcome of judging one object.
-type Verdict string
-
-// Verdicts.
-const (
-	VerdictOK           Verdict = "ok"
-	VerdictTampered     Verdict = "tampered"
-	VerdictUnverifiable Verdict = "unverifiable"
-	VerdictIgnored      Verdict = "ignored"
-)
-
-// Reasons for an unverifiable verdict, stable strings for logs and JSON.
-const (
-	ReasonReleaseUnreachable = "release_unreachable"
-	ReasonSignatureRefused   = "signature_refused"
-	ReasonUnsigned           = "release_unsigned"
-	ReasonNoTrustedRelease   = "no_trusted_release"
-	ReasonRollback           = "rollback"
-	ReasonReleaseNotFound    = "release_not_found"
-	ReasonReleaseInvalid     = "release_invalid"
-	ReasonEntryMissing       = "entry_missing"
-	ReasonObjectUnreadable   = "object_unreadable"
-	ReasonNoRule             = "no_rule"
-)
-
-// ReasonOf maps an error from resolving a release or reading an object to a reason.
-func ReasonOf(err error) string {
-	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, release.ErrRollback):
-		return ReasonRollback
-	case errors.Is(err, signing.ErrRefused):
-		return ReasonSignatureRefused
-	case errors.Is(err, release.ErrUnsigned):
-		return ReasonUnsigned
-	case errors.Is(err, release.ErrNoTrustedRelease):
-		return ReasonNoTrustedRelease
-	case errors.Is(err, release.ErrEntryMissing):
-		return ReasonEntryMissing
-	case errors.Is(err, release.ErrNotFound):
-		return ReasonReleaseNotFound
-	case errors.Is(err, release.ErrInvalid):
-		return ReasonReleaseInvalid
-	case errors.Is(err, release.ErrUnreachable):
-		return ReasonReleaseUnreachable
-	default:
-		return ReasonObjectUnreadable
-	}
-}
 
 // Expectation is what an object must hash to, and who said so.
 type Expectation struct {
@@ -76,8 +22,8 @@ type Expectation struct {
 // Expect resolves the signed digest for object under the matched rule. startedAfter, when
 // set, asks for a release lookup that started at or after that instant (see
 // release.Resolver.Resolve); it is used once more before a mismatch is declared.
-func Expect(ctx context.Context, res *release.Resolver, m config.Match, object string, startedAfter time.Time) (Expectation, error) {
-	rel, err := res.Resolve(ctx, m.Rule.Source(), m.Tag, startedAfter)
+func Expect(ctx context.Context, res *release.Resolver, m policy.Match, object string, startedAfter time.Time) (Expectation, error) {
+	rel, err := res.Resolve(ctx, m.Rule.Source, m.Tag, startedAfter)
 	if err != nil {
 		return Expectation{}, err
 	}
@@ -115,13 +61,13 @@ type LocalResult struct {
 	Actual   *checksum.Digest
 	Size     int64
 	Release  *release.Release
-	Reason   string
+	Reason   Reason
 	Err      error
 }
 
 // VerifyLocal judges a local file that claims to be object (the consumer-side check). A
 // mismatch is only declared after the release was resolved once more, uncached.
-func VerifyLocal(ctx context.Context, res *release.Resolver, m config.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
+func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
 	out := LocalResult{Object: object}
 	f, err := open()
 	if err != nil {

@@ -103,7 +103,7 @@ func (s *floorSetup) engine(t *testing.T) (*engine.Engine, *recorder) {
 	cfg, err := config.Parse(config.Source{Name: "test.yaml", Data: []byte(s.yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
 	notes := &recorder{}
-	eng, err := engine.New(engine.Options{Store: gcs.New(s.srv.Client), Config: cfg})
+	eng, err := engine.New(engine.Options{Store: gcs.New(s.srv.Client), Policy: cfg.Policy})
 	require.NoError(t, err)
 	return eng, notes
 }

@@ -277,8 +277,8 @@ func (inc *incident) hold(ctx context.Context) context.Context {
 	return wctx
 }
 
-// release stops the lease renewal.
-func (inc *incident) release() {
+// stopHolding stops the lease renewal and ends the work's context.
+func (inc *incident) stopHolding() {
 	inc.stop.Do(func() {
 		if inc.quit != nil {
 			close(inc.quit)
@@ -293,7 +293,7 @@ func (inc *incident) release() {
 // abandon gives the incident up after a transient failure: the lease ends now, so the
 // retry takes it over at once instead of waiting out the lease.
 func (inc *incident) abandon() {
-	inc.release()
+	inc.stopHolding()
 	if err := inc.write(func(r *incidentRecord) { r.Lease = inc.e.now() }); err != nil {
 		inc.e.log.Warn("giving up an incident failed; a retry takes it over when its lease ends", "incident", inc.key, "error", err)
 	}
@@ -313,9 +313,87 @@ func (inc *incident) finish(d *Decision, alert bool) error {
 		}
 	})
 	if !alert || err != nil {
-		inc.release()
+		inc.stopHolding()
 	}
 	return err
+}
+
+// ---- owning an incident ----------------------------------------------------------------
+
+// Incident kinds, part of the key: one generation can be written tampered, later deleted,
+// and have its metadata changed many times, and each of those is its own incident.
+const (
+	incidentTampered = ""
+	incidentGone     = ".gone"
+)
+
+func incidentMetadata(metageneration int64) string { return fmt.Sprintf(".m%d", metageneration) }
+
+func incidentKey(d *Decision, kind string) string {
+	return fmt.Sprintf("%s/%s#%d%s", d.Bucket, d.Object, d.Generation, kind)
+}
+
+// own claims the incident for d. It returns the incident and a context for the work (ended
+// if the lease is lost) when this delivery is to act. Otherwise it records on d why not: the
+// state bucket could not be reached or another delivery holds the incident (both retried),
+// the incident is complete (a duplicate), or only its alert is left (d becomes that alert).
+func (e *Engine) own(ctx context.Context, d *Decision, kind string) (context.Context, *incident, bool) {
+	key := incidentKey(d, kind)
+	inc, res, err := e.claim(ctx, key)
+	switch {
+	case err != nil:
+		d.setErr(err)
+		d.Transient = true
+		return ctx, nil, false
+	case res == claimHeld:
+		d.Reason, d.Transient, d.Incident = ReasonHeld, true, key
+		return ctx, nil, false
+	case res == claimDuplicate:
+		d.Duplicate, d.Reason, d.Incident = true, ReasonDuplicate, key
+		return ctx, nil, false
+	case res == claimOutbox:
+		e.resumeAlert(ctx, inc, d)
+		return ctx, nil, false
+	}
+	d.Incident = key
+	return inc.hold(ctx), inc, true
+}
+
+// conclude ends the work on an incident: a transient failure gives it up for the retry;
+// anything else is final and recorded, with an alert due unless alert is false. A failure to
+// record the outcome makes the event a retry: the next owner finds the work done (its
+// restore is marked) and finishes the record.
+func (e *Engine) conclude(inc *incident, d *Decision, alert bool) {
+	if d.Transient {
+		inc.abandon()
+		return
+	}
+	if err := inc.finish(d, alert); err != nil {
+		e.log.Error("recording an incident's outcome failed; the event will be delivered again", "incident", inc.key, "error", err)
+		inc.abandon()
+		d.Transient = true
+		if d.Error == "" {
+			d.Error = err.Error()
+		}
+		return
+	}
+	if alert {
+		d.alert = &alertDue{inc: inc, since: e.now()}
+	}
+}
+
+// asOwner runs work as the owner of d's incident of kind: it claims the incident (or records
+// on d why this delivery does not act: see own), keeps the lease while work runs, and
+// concludes the incident with the outcome work left on d, with an alert due if work
+// returns true.
+func (e *Engine) asOwner(ctx context.Context, d *Decision, kind string, work func(ctx context.Context, inc *incident) (alert bool)) {
+	ctx, inc, ok := e.own(ctx, d, kind)
+	if !ok {
+		return
+	}
+	alert := true
+	defer func() { e.conclude(inc, d, alert) }()
+	alert = work(ctx, inc)
 }
 
 // ---- the state bucket -----------------------------------------------------------------
@@ -377,7 +455,7 @@ func (s *bucketRecords) load(ctx context.Context, key string) (incidentRecord, i
 	var rec incidentRecord
 	gen, err := readJSON(ctx, s.store, s.bucket, s.name(key), &rec)
 	if err == nil && rec.Key != key {
-		err = fmt.Errorf("incident record gs://%s/%s holds %q, not %q", s.bucket, s.name(key), rec.Key, key)
+		err = fmt.Errorf("incident record %s holds %q, not %q", ref(s.bucket, s.name(key), 0), rec.Key, key)
 	}
 	return rec, gen, err
 }
@@ -390,27 +468,13 @@ func (s *bucketRecords) pending(ctx context.Context, fn func(rec incidentRecord)
 		}
 		var rec incidentRecord
 		if _, err := readJSON(ctx, s.store, s.bucket, a.Name, &rec); err != nil {
-			return fmt.Errorf("reading incident record gs://%s/%s: %w", s.bucket, a.Name, err)
+			return fmt.Errorf("reading incident record %s: %w", ref(s.bucket, a.Name, 0), err)
 		}
 		if !rec.pending() {
 			return nil
 		}
 		return fn(rec)
 	})
-}
-
-// readRecord reads a JSON record from the state bucket and returns its generation.
-func (e *Engine) readRecord(ctx context.Context, name string, v any) (int64, error) {
-	return readJSON(ctx, e.store, e.state, name, v)
-}
-
-// writeRecord writes a JSON record to the state bucket under cond.
-func (e *Engine) writeRecord(ctx context.Context, name string, cond Condition, v any) (ObjectAttrs, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ObjectAttrs{}, err
-	}
-	return e.store.Write(ctx, e.state, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
 }
 
 // readJSON reads a JSON record from bucket and returns its generation.
@@ -429,10 +493,10 @@ func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int
 		return 0, err
 	}
 	if len(b) > maxRecordSize {
-		return 0, fmt.Errorf("record gs://%s/%s is over %d bytes", bucket, name, maxRecordSize)
+		return 0, fmt.Errorf("record %s is over %d bytes", ref(bucket, name, 0), maxRecordSize)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return 0, fmt.Errorf("record gs://%s/%s is not valid JSON: %w", bucket, name, err)
+		return 0, fmt.Errorf("record %s is not valid JSON: %w", ref(bucket, name, 0), err)
 	}
 	return attrs.Generation, nil
 }

@@ -110,10 +110,10 @@ func (s *stateMarks) read(ctx context.Context, name string, rec *markRecord) (in
 		return 0, err
 	}
 	if len(b) > maxMarkRecord {
-		return attrs.Generation, fmt.Errorf("%w: gs://%s/%s is over %d bytes", errBadMarkRecord, s.bucket, name, maxMarkRecord)
+		return attrs.Generation, fmt.Errorf("%w: %s is over %d bytes", errBadMarkRecord, ref(s.bucket, name, 0), maxMarkRecord)
 	}
 	if err := json.Unmarshal(b, rec); err != nil {
-		return attrs.Generation, fmt.Errorf("%w: gs://%s/%s is not valid JSON: %v", errBadMarkRecord, s.bucket, name, err)
+		return attrs.Generation, fmt.Errorf("%w: %s is not valid JSON: %v", errBadMarkRecord, ref(s.bucket, name, 0), err)
 	}
 	return attrs.Generation, nil
 }

@@ -55,7 +55,7 @@ func (e *Engine) Settle(d *Decision, sent error) error {
 		a.inc.abandon()
 		return nil
 	}
-	a.inc.release()
+	a.inc.stopHolding()
 	err := a.inc.write(func(r *incidentRecord) {
 		r.Alerted, r.AlertedAt, r.Lease = true, e.now(), time.Time{}
 	})
@@ -93,22 +93,14 @@ func (e *Engine) Alert(ctx context.Context, d *Decision, n Notifier) error {
 }
 
 // outcome is what an incident's alert needs, kept in its record for whoever sends the alert
-// if its owner cannot. Object bytes are not kept: they are read again from the bucket.
+// if its owner cannot: the printed decision, its Detail (what has a JSON form), and of the
+// release what the alert names. Object bytes are not kept: they are read again from the bucket.
 type outcome struct {
-	Decision        Decision             `json:"decision"`
-	Kind            Kind                 `json:"kind,omitempty"`
-	EventID         string               `json:"event_id,omitempty"`
-	EventTime       time.Time            `json:"event_time,omitzero"`
-	Created         time.Time            `json:"created,omitzero"`
-	Restored        time.Time            `json:"restored,omitzero"`
-	Replaced        time.Time            `json:"replaced,omitzero"`
-	Evidence        string               `json:"evidence,omitempty"`
-	Source          string               `json:"source,omitempty"`
-	BadCacheControl string               `json:"bad_cache_control,omitempty"`
-	MetadataChanges map[string][2]string `json:"metadata_changes,omitempty"`
-	ReleaseSource   string               `json:"release_source,omitempty"`
-	SignerIdentity  string               `json:"signer_identity,omitempty"`
-	Skipped         []skipped            `json:"skipped,omitempty"`
+	Decision Decision `json:"decision"`
+	Detail
+	ReleaseSource  string    `json:"release_source,omitempty"`
+	SignerIdentity string    `json:"signer_identity,omitempty"`
+	SkippedTags    []skipped `json:"skipped,omitempty"`
 }
 
 type skipped struct {
@@ -117,16 +109,12 @@ type skipped struct {
 }
 
 func snapshot(d *Decision) *outcome {
-	o := &outcome{
-		Decision: *d, Kind: d.Kind, EventID: d.EventID, EventTime: d.EventTime, Created: d.Created,
-		Restored: d.Restored, Replaced: d.Replaced, Evidence: d.Evidence, Source: d.Source,
-		BadCacheControl: d.BadCacheControl, MetadataChanges: d.MetadataChanges,
-	}
-	o.Decision.alert = nil
+	o := &outcome{Decision: *d, Detail: d.Detail}
+	o.Decision.Detail, o.Decision.alert = Detail{}, nil
 	if r := d.ReleaseInfo; r != nil {
 		o.ReleaseSource, o.SignerIdentity = r.Source, r.Signer.Identity
 		for _, s := range r.Skipped {
-			o.Skipped = append(o.Skipped, skipped{Tag: s.Tag, Reason: fmt.Sprint(s.Reason)})
+			o.SkippedTags = append(o.SkippedTags, skipped{Tag: s.Tag, Reason: fmt.Sprint(s.Reason)})
 		}
 	}
 	return o
@@ -135,12 +123,10 @@ func snapshot(d *Decision) *outcome {
 // decision rebuilds the decision an incident's alert is about.
 func (o *outcome) decision() Decision {
 	d := o.Decision
-	d.Kind, d.EventID, d.EventTime, d.Created = o.Kind, o.EventID, o.EventTime, o.Created
-	d.Restored, d.Replaced, d.Evidence, d.Source = o.Restored, o.Replaced, o.Evidence, o.Source
-	d.BadCacheControl, d.MetadataChanges = o.BadCacheControl, o.MetadataChanges
+	d.Detail = o.Detail
 	if o.ReleaseSource != "" || d.Release != "" {
 		rel := &release.Release{Source: o.ReleaseSource, Tag: d.Release, Signer: signing.Signer{Identity: o.SignerIdentity}}
-		for _, s := range o.Skipped {
+		for _, s := range o.SkippedTags {
 			rel.Skipped = append(rel.Skipped, release.Skipped{Tag: s.Tag, Reason: errors.New(s.Reason)})
 		}
 		d.ReleaseInfo = rel

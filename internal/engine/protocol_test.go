@@ -267,7 +267,7 @@ func TestLostResponseOnIncidentCreate(t *testing.T) {
 		f.add("write", stateBucket, "incidents/", loseResponse, 0, 1)
 		d, acked := deliver(t, h.eng, finalize("install.sh", g), h.notes)
 		assert.True(t, acked)
-		assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+		assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 		h.settledOnce("install.sh", g)
 	}
 }
@@ -284,7 +284,7 @@ func TestLostResponseOnRestoreWrite(t *testing.T) {
 			f.add("write", bucket, "install.sh", loseResponse, 0, 1)
 			d, acked := deliver(t, h.eng, finalize("install.sh", g), h.notes)
 			assert.True(t, acked)
-			assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+			assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 			assert.NotZero(t, d.RestoredGeneration)
 			h.settledOnce("install.sh", g)
 		})
@@ -311,7 +311,7 @@ func TestForgedRestoreMarkerIsNotTrusted(t *testing.T) {
 	assert.NotEqual(t, engine.ActionRestored, d.Action, "a marked generation that is not the signed bytes is not tamperguard's restore")
 	// The forged generation's own event is judged on its own: tampered, restored.
 	d = until(t, h.eng, finalize("install.sh", forged), h.notes, 3)
-	assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 	_, b := h.live("install.sh")
 	assert.Equal(t, h.good, b)
 }
@@ -335,7 +335,7 @@ func TestReadBackFailureAfterCommittedRestore(t *testing.T) {
 	assert.NotEqual(t, good, gen)
 
 	d = until(t, h.eng, finalize("install.sh", g), h.notes, 3)
-	assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 	assert.Equal(t, gen, d.RestoredGeneration, "the retry verified the first write, it did not write again")
 	h.settledOnce("install.sh", g)
 }
@@ -371,13 +371,13 @@ func TestTransientFaultAfterTheClaimIsRetriedAtOnce(t *testing.T) {
 			require.Equal(t, c.retried, d.Transient, "%s: %s %s", d.Action, d.Reason, d.Error)
 			if !c.retried {
 				require.NoError(t, h.eng.Alert(h.ctx, &d, h.notes))
-				assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+				assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 				h.settledOnce("install.sh", g)
 				return
 			}
 			// No clock advance: the lease was given up, the retry need not wait for it.
 			d = until(t, h.eng, finalize("install.sh", g), h.notes, 3)
-			assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+			assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 			h.settledOnce("install.sh", g)
 		})
 	}
@@ -407,7 +407,7 @@ func TestOwnerDiesMidRestore(t *testing.T) {
 
 	clk.advance(engine.DefaultLease + time.Second)
 	d = until(t, other, finalize("install.sh", g), h.notes, 3)
-	assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 	h.settledOnce("install.sh", g)
 	versions := 0
 	it := h.srv.Client.Bucket(bucket).Objects(h.ctx, &storage.Query{Prefix: "install.sh", Versions: true})
@@ -541,7 +541,7 @@ func TestOwnerDiesMidDeletionRestore(t *testing.T) {
 	require.Eventually(t, func() bool { _, b := h.live("install.sh"); return string(b) == string(h.good) }, 10*time.Second, 5*time.Millisecond)
 	clk.advance(engine.DefaultLease + time.Second)
 	d := until(t, h.instance(nil), ev, h.notes, 3)
-	assert.Equal(t, engine.ActionRestored, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 	assert.Len(t, h.notes.all(), 1)
 	rec, ok := h.stateObject("incidents/" + bucket + "/install.sh/" + itoa(g) + ".gone.json")
 	require.True(t, ok)
@@ -558,7 +558,7 @@ func TestLostResponseOnQuarantine(t *testing.T) {
 	f.add("delete", bucket, "quarantine/install.sh", loseResponse, 0, 1)
 	d, acked := deliver(t, h.eng, finalize("quarantine/install.sh", g), h.notes)
 	assert.True(t, acked)
-	assert.Equal(t, engine.ActionQuarantined, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionQuarantined, d.Action, string(d.Reason)+d.Error)
 	gen, _ := h.live("quarantine/install.sh")
 	assert.Zero(t, gen)
 }
@@ -574,7 +574,7 @@ func TestLostResponseOnMetadataRepair(t *testing.T) {
 	f.add("update", bucket, "install.sh", loseResponse, 0, 1)
 	d, acked := deliver(t, h.eng, engine.Event{Kind: engine.KindMetadata, Bucket: bucket, Object: "install.sh", Generation: g, Metageneration: a.Metageneration}, h.notes)
 	assert.True(t, acked)
-	assert.Equal(t, engine.ActionMetadataRestored, d.Action, d.Reason+d.Error)
+	assert.Equal(t, engine.ActionMetadataRestored, d.Action, string(d.Reason)+d.Error)
 	attrs, err := h.srv.Client.Bucket(bucket).Object("install.sh").Attrs(h.ctx)
 	require.NoError(t, err)
 	assert.Equal(t, "text/x-shellscript", attrs.ContentType)
@@ -597,7 +597,7 @@ func TestMaintainerWhoTagsThenUploadsIsNotReverted(t *testing.T) {
 `
 	cfg, err := config.Parse(config.Source{Name: "t.yaml", Data: []byte(yaml), Dir: t.TempDir()})
 	require.NoError(t, err)
-	eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Config: cfg, Now: clk.now})
+	eng, err := engine.New(engine.Options{Store: gcs.New(srv.Client), Policy: cfg.Policy, Now: clk.now})
 	require.NoError(t, err)
 	put := func(b []byte) int64 {
 		w := srv.Client.Bucket(bucket).Object("install.sh").NewWriter(context.Background())

@@ -3,6 +3,7 @@ package gcs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // Error is what every Store method returns on failure: which operation, on which object
@@ -80,40 +82,14 @@ func (e *Error) Unwrap() []error {
 	return errs
 }
 
-// Location renders gs://bucket/"object"#generation; generation 0 renders as #live. The
-// object name is quoted with strconv.Quote (as %q does), and so is a bucket name that is
-// not made of the characters bucket names allow.
+// Location renders gs://bucket/"object"#generation, the object reference's %q form (the
+// object name always quoted, and a bucket name made of other characters than bucket names
+// allow); generation 0 renders as #live.
 func Location(bucket, object string, gen int64) string {
-	var b strings.Builder
-	b.WriteString("gs://")
-	if validBucketChars(bucket) {
-		b.WriteString(bucket)
-	} else {
-		b.WriteString(strconv.Quote(bucket))
-	}
-	b.WriteByte('/')
-	b.WriteString(strconv.Quote(object))
 	if gen > 0 {
-		b.WriteByte('#')
-		b.WriteString(strconv.FormatInt(gen, 10))
-	} else {
-		b.WriteString("#live")
+		return fmt.Sprintf("%q", gsref.ObjectRef{Bucket: bucket, Object: object, Generation: gen})
 	}
-	return b.String()
-}
-
-func validBucketChars(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
-		default:
-			return false
-		}
-	}
-	return true
+	return fmt.Sprintf("%q", gsref.ObjectRef{Bucket: bucket, Object: object}) + "#live"
 }
 
 // printable returns s, or s quoted if it holds anything but graphic characters and

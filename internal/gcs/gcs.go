@@ -44,6 +44,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 const (
@@ -52,8 +53,6 @@ const (
 	WriteChunkSize = 8 << 20
 	// MaxVersions bounds Versions: an object with more stored generations is refused.
 	MaxVersions = 1000
-	// maxObjectName is the longest object name Cloud Storage accepts, in bytes.
-	maxObjectName = 1024
 )
 
 // Errors of this adapter that are not the store's (see also Error).
@@ -258,7 +257,7 @@ func (s *Store) List(ctx context.Context, bucket, prefix string, fn func(engine.
 	if err := validateBucket(bucket); err != nil {
 		return s.fail("list", bucket, prefix, 0, "", err)
 	}
-	if !utf8.ValidString(prefix) || len(prefix) > maxObjectName || strings.ContainsAny(prefix, "\r\n") {
+	if !utf8.ValidString(prefix) || len(prefix) > gsref.MaxObjectName || strings.ContainsAny(prefix, "\r\n") {
 		return s.fail("list", bucket, prefix, 0, "", fmt.Errorf("%w: prefix", ErrInvalidArgument))
 	}
 	q := &storage.Query{Prefix: prefix}
@@ -538,34 +537,23 @@ func convert(a *storage.ObjectAttrs, bucket, object string, gen int64) (engine.O
 	}, nil
 }
 
-// validate checks a bucket and an object name against the rules of Cloud Storage:
-// an object name is 1 to 1024 bytes of UTF-8 without carriage return or line feed, and
-// is neither "." nor "..". A name that breaks them cannot exist, so it is refused before
-// any request (it can only come from a forged event or a bug).
+// validate checks a bucket and an object name against the rules of Cloud Storage
+// (gsref.CheckBucket, gsref.CheckObject). A name that breaks them cannot exist, so it is
+// refused before any request (it can only come from a forged event or a bug).
 func validate(bucket, object string) error {
 	if err := validateBucket(bucket); err != nil {
 		return err
 	}
-	switch {
-	case object == "":
-		return fmt.Errorf("%w: empty object name", ErrInvalidArgument)
-	case len(object) > maxObjectName:
-		return fmt.Errorf("%w: object name of %d bytes, over %d", ErrInvalidArgument, len(object), maxObjectName)
-	case !utf8.ValidString(object):
-		return fmt.Errorf("%w: object name is not UTF-8", ErrInvalidArgument)
-	case strings.ContainsAny(object, "\r\n"):
-		return fmt.Errorf("%w: object name contains a carriage return or line feed", ErrInvalidArgument)
-	case object == "." || object == "..":
-		return fmt.Errorf("%w: object name %q", ErrInvalidArgument, object)
+	if err := gsref.CheckObject(object); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	return nil
 }
 
-// validateBucket checks the characters of a bucket name (lower-case letters, digits,
-// "-", "_", "."; at most 222 bytes). The server checks the rest.
+// validateBucket checks a bucket name against the rules of Cloud Storage.
 func validateBucket(bucket string) error {
-	if !validBucketChars(bucket) || len(bucket) > 222 {
-		return fmt.Errorf("%w: bucket name", ErrInvalidArgument)
+	if err := gsref.CheckBucket(bucket); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	return nil
 }

@@ -597,7 +597,7 @@ func TestInvalidNamesAreRefusedBeforeAnyRequest(t *testing.T) {
 	s, st := setup(t)
 	ctx := context.Background()
 	s.FailNext("", "", http.StatusTeapot, 1000) // any request would show up as a 418
-	for _, name := range []string{"", "line\nfeed", "carriage\rreturn", ".", "..", strings.Repeat("x", 1025), "bad\xffutf8"} {
+	for _, name := range []string{"", "line\nfeed", "carriage\rreturn", ".", "..", strings.Repeat("x", 1025), "bad\xffutf8", ".well-known/acme-challenge/x"} {
 		_, err := st.Attrs(ctx, bucket, name, 0)
 		assert.ErrorIs(t, err, gcs.ErrInvalidArgument, "%q", name)
 		assert.NotErrorIs(t, err, engine.ErrObjectNotFound, "%q", name)
@@ -612,6 +612,13 @@ func TestInvalidNamesAreRefusedBeforeAnyRequest(t *testing.T) {
 	_, err := st.Attrs(ctx, "Bad/Bucket", "x", 0)
 	assert.ErrorIs(t, err, gcs.ErrInvalidArgument)
 	assert.Contains(t, err.Error(), `gs://"Bad/Bucket"/"x"#live`)
+	// Cloud Storage's bucket rules, not only its characters: the engine, the event decoder
+	// and the configuration apply the same ones.
+	for _, b := range []string{"-ab", "ab", "a..b", strings.Repeat("a", 64), "192.168.5.4", "goog-x", "a-google-b"} {
+		_, err := st.Attrs(ctx, b, "x", 0)
+		assert.ErrorIs(t, err, gcs.ErrInvalidArgument, b)
+		assert.ErrorIs(t, st.List(ctx, b, "", func(engine.ObjectAttrs) error { return nil }), gcs.ErrInvalidArgument, b)
+	}
 }
 
 func TestErrorMessageQuotesTheName(t *testing.T) {

@@ -344,7 +344,9 @@ func sortCandidates(cs []Candidate, filter *TagFilter) []Candidate {
 			others = append(others, c)
 		}
 	}
-	if len(versions) > 0 || hasSemver(cs) {
+	// Any semantic version among the tags, even one the filter leaves out, means only
+	// semantic versions rank.
+	if hasSemver(cs) {
 		sort.SliceStable(versions, func(i, j int) bool {
 			c := semver.Compare(canonicalSemver(versions[i].Tag), canonicalSemver(versions[j].Tag))
 			if c != 0 {

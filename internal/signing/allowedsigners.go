@@ -54,10 +54,10 @@ type sshOptions struct {
 var sshKeyTypes = map[string]bool{
 	ssh.KeyAlgoED25519: true, ssh.KeyAlgoSKED25519: true, ssh.KeyAlgoRSA: true,
 	ssh.KeyAlgoECDSA256: true, ssh.KeyAlgoECDSA384: true, ssh.KeyAlgoECDSA521: true, ssh.KeyAlgoSKECDSA256: true,
-	ssh.InsecureKeyAlgoDSA: true,
+	sshKeyAlgoDSA:          true,
 	ssh.CertAlgoED25519v01: false, ssh.CertAlgoSKED25519v01: false, ssh.CertAlgoRSAv01: false,
 	ssh.CertAlgoECDSA256v01: false, ssh.CertAlgoECDSA384v01: false, ssh.CertAlgoECDSA521v01: false,
-	ssh.CertAlgoSKECDSA256v01: false, ssh.InsecureCertAlgoDSAv01: false,
+	ssh.CertAlgoSKECDSA256v01: false, sshCertAlgoDSAv01: false,
 }
 
 // sshLoginOptions only restrict SSH logins; they mean nothing for a signature and are

@@ -12,6 +12,13 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// DSA key and certificate types, recognised only to be refused. (x/crypto/ssh's names for
+// them are deprecated, which staticcheck reports wherever they are used.)
+const (
+	sshKeyAlgoDSA     = "ssh-dss"
+	sshCertAlgoDSAv01 = "ssh-dss-cert-v01@openssh.com"
+)
+
 // sshKey is one pinned SSH entry: a plain key, an authorized_keys line or an
 // allowed_signers line (see allowedsigners.go).
 type sshKey struct {
@@ -93,7 +100,7 @@ func checkSSHKeyStrength(pub ssh.PublicKey) error {
 			return because(ErrWeakAlgorithm, "RSA key of %d bits (at least 2048 required)", bits)
 		}
 		return nil
-	case ssh.InsecureKeyAlgoDSA:
+	case sshKeyAlgoDSA:
 		return because(ErrWeakAlgorithm, "DSA (ssh-dss) keys are not accepted")
 	}
 	return because(ErrWeakAlgorithm, "SSH key type %s is not supported", quote(pub.Type(), 40))
@@ -148,7 +155,7 @@ func (k *Keys) verifySSH(message, data []byte, c sshContext) (Signer, error) {
 	// A certificate's own signature first: until the pinned CA is shown to have
 	// issued it, nothing in it (type, principals, dates) means anything.
 	if cert != nil {
-		if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA || cert.Signature.Format == ssh.InsecureKeyAlgoDSA {
+		if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA || cert.Signature.Format == sshKeyAlgoDSA {
 			return Signer{}, refuse(ErrWeakAlgorithm, "SSH certificate (key %s) is signed by CA %s with a SHA-1 algorithm", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
 		}
 		if !certSignedBy(cert) {

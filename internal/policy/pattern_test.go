@@ -1,4 +1,4 @@
-package config
+package policy
 
 import (
 	"strings"
@@ -36,9 +36,9 @@ func TestPatternMatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern+"|"+tt.name, func(t *testing.T) {
-			p, err := compilePattern(tt.pattern)
+			p, err := CompilePattern(tt.pattern)
 			require.NoError(t, err)
-			tag, ok := p.match(tt.name)
+			tag, ok := p.Match(tt.name)
 			assert.Equal(t, tt.ok, ok)
 			assert.Equal(t, tt.tag, tag)
 		})
@@ -56,7 +56,7 @@ func TestPatternErrors(t *testing.T) {
 		{"x[{tag}", "bad glob"},
 	} {
 		t.Run(tt.pattern, func(t *testing.T) {
-			_, err := compilePattern(tt.pattern)
+			_, err := CompilePattern(tt.pattern)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
 		})
@@ -65,21 +65,21 @@ func TestPatternErrors(t *testing.T) {
 
 // Hostile object names must not make matching slow or panic.
 func TestPatternHostileNames(t *testing.T) {
-	p, err := compilePattern("*{tag}*x")
+	p, err := CompilePattern("*{tag}*x")
 	require.NoError(t, err)
 	name := strings.Repeat("a", 1024)
-	_, ok := p.match(name)
+	_, ok := p.Match(name)
 	assert.False(t, ok)
 	for _, n := range []string{"\x00", "\xff\xfe", "a\nb", strings.Repeat("/", 1024)} {
-		_, _ = p.match(n)
+		_, _ = p.Match(n)
 	}
 }
 
 func BenchmarkMatchIgnored(b *testing.B) {
-	p, err := compilePattern("v*/linux/codecov")
+	p, err := CompilePattern("v*/linux/codecov")
 	require.NoError(b, err)
 	b.ReportAllocs()
 	for b.Loop() {
-		p.match("assets/images/logo-large.png")
+		p.Match("assets/images/logo-large.png")
 	}
 }

@@ -1,4 +1,4 @@
-package config
+package policy
 
 import (
 	"fmt"
@@ -6,12 +6,13 @@ import (
 	"strings"
 )
 
-// tagPlaceholder may stand in an object pattern for the release tag.
-const tagPlaceholder = "{tag}"
+// TagPlaceholder may stand in an object pattern (and a rule's tag and entry) for the release
+// tag.
+const TagPlaceholder = "{tag}"
 
-// pattern matches object names: an exact name, a path.Match glob, or a glob with one
+// Pattern matches object names: an exact name, a path.Match glob, or a glob with one
 // "{tag}" that captures the release tag from the name (no "/" in it).
-type pattern struct {
+type Pattern struct {
 	raw    string
 	glob   bool
 	hasTag bool
@@ -22,52 +23,63 @@ type pattern struct {
 	tagPre, tagPost string
 }
 
-func compilePattern(raw string) (pattern, error) {
+// CompilePattern checks raw and returns its matcher. Errors name the pattern and what is
+// wrong with it.
+func CompilePattern(raw string) (Pattern, error) {
 	if raw == "" {
-		return pattern{}, fmt.Errorf("empty object pattern")
+		return Pattern{}, fmt.Errorf("empty object pattern")
 	}
 	if strings.HasPrefix(raw, "/") {
-		return pattern{}, fmt.Errorf("object pattern %q starts with \"/\": object names have no leading slash", raw)
+		return Pattern{}, fmt.Errorf("object pattern %q starts with \"/\": object names have no leading slash", raw)
 	}
 	if strings.HasPrefix(raw, "gs://") {
-		return pattern{}, fmt.Errorf("object pattern %q: give the object name only; the bucket has its own field", raw)
+		return Pattern{}, fmt.Errorf("object pattern %q: give the object name only; the bucket has its own field", raw)
 	}
-	p := pattern{raw: raw, glob: strings.ContainsAny(raw, `*?[\`)}
-	if n := strings.Count(raw, tagPlaceholder); n > 1 {
-		return pattern{}, fmt.Errorf("object pattern %q: %s may appear once", raw, tagPlaceholder)
+	p := Pattern{raw: raw, glob: strings.ContainsAny(raw, `*?[\`)}
+	if n := strings.Count(raw, TagPlaceholder); n > 1 {
+		return Pattern{}, fmt.Errorf("object pattern %q: %s may appear once", raw, TagPlaceholder)
 	} else if n == 1 {
 		p.hasTag = true
 		p.segs = strings.Split(raw, "/")
 		for i, s := range p.segs {
-			if before, after, ok := strings.Cut(s, tagPlaceholder); ok {
+			if before, after, ok := strings.Cut(s, TagPlaceholder); ok {
 				p.tagSeg, p.tagPre, p.tagPost = i, before, after
 			}
 		}
 		for i, s := range p.segs {
 			if i != p.tagSeg {
 				if _, err := path.Match(s, ""); err != nil {
-					return pattern{}, fmt.Errorf("object pattern %q: bad glob %q: %w", raw, s, err)
+					return Pattern{}, fmt.Errorf("object pattern %q: bad glob %q: %w", raw, s, err)
 				}
 			}
 		}
 		for _, part := range []string{p.tagPre, p.tagPost} {
 			if _, err := path.Match(part, ""); err != nil {
-				return pattern{}, fmt.Errorf("object pattern %q: bad glob %q: %w", raw, part, err)
+				return Pattern{}, fmt.Errorf("object pattern %q: bad glob %q: %w", raw, part, err)
 			}
 		}
 		return p, nil
 	}
 	if p.glob {
 		if _, err := path.Match(raw, ""); err != nil {
-			return pattern{}, fmt.Errorf("object pattern %q: bad glob: %w", raw, err)
+			return Pattern{}, fmt.Errorf("object pattern %q: bad glob: %w", raw, err)
 		}
 	}
 	return p, nil
 }
 
-// match reports whether name matches and, for a {tag} pattern, the tag it names. It does
+// String is the pattern as written.
+func (p *Pattern) String() string { return p.raw }
+
+// HasTag reports whether the pattern captures the release tag ("{tag}").
+func (p *Pattern) HasTag() bool { return p.hasTag }
+
+// exact reports whether the pattern names one object (no glob, no {tag}).
+func (p *Pattern) exact() bool { return !p.glob && !p.hasTag }
+
+// Match reports whether name matches and, for a {tag} pattern, the tag it names. It does
 // not allocate for names that do not match (most events in a busy bucket).
-func (p *pattern) match(name string) (tag string, ok bool) {
+func (p *Pattern) Match(name string) (tag string, ok bool) {
 	switch {
 	case p.hasTag:
 		return p.matchTag(name)
@@ -79,7 +91,7 @@ func (p *pattern) match(name string) (tag string, ok bool) {
 	}
 }
 
-func (p *pattern) matchTag(name string) (string, bool) {
+func (p *Pattern) matchTag(name string) (string, bool) {
 	rest := name
 	var seg string
 	for i := range p.segs {
@@ -136,12 +148,12 @@ func segment(name string, n int) string {
 
 // literalPrefix is the part of the pattern before any glob character or {tag}: what a
 // listing can be narrowed to.
-func (p *pattern) literalPrefix() string {
+func (p *Pattern) literalPrefix() string {
 	end := len(p.raw)
 	if i := strings.IndexAny(p.raw, `*?[\`); i >= 0 {
 		end = i
 	}
-	if i := strings.Index(p.raw, tagPlaceholder); i >= 0 && i < end {
+	if i := strings.Index(p.raw, TagPlaceholder); i >= 0 && i < end {
 		end = i
 	}
 	return p.raw[:end]

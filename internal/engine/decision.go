@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tamperguard/tamperguard/internal/gsref"
+	"github.com/tamperguard/tamperguard/internal/release"
+)
+
+// Decision is the outcome for one object: what was found and what was done. Its own fields
+// are the JSON line every command prints; the embedded Detail is what alerts and logs need
+// besides, and is not printed.
+type Decision struct {
+	Bucket             string  `json:"bucket"`
+	Object             string  `json:"object"`
+	Generation         int64   `json:"generation"`
+	Verdict            Verdict `json:"verdict"`
+	ExpectedSHA256     string  `json:"expected_sha256"`
+	ActualSHA256       string  `json:"actual_sha256"`
+	Size               int64   `json:"size"`
+	Release            string  `json:"release"`
+	Signer             string  `json:"signer"`
+	Action             Action  `json:"action"`
+	RestoredGeneration int64   `json:"restored_generation,omitempty"`
+	Reason             Reason  `json:"reason,omitempty"`
+	Error              string  `json:"error,omitempty"`
+	// Incident names the incident record when the decision acted on one.
+	Incident string `json:"incident,omitempty"`
+	// Floor says why the object was judged against the last release that verified (the
+	// floor) rather than a fresh one: newer candidates refused, or the source unreachable.
+	Floor string `json:"floor,omitempty"`
+
+	Detail `json:"-"`
+
+	alert *alertDue // set when people must hear about it (see AlertDue)
+}
+
+// Detail is what an alert and the decision's log line need besides the printed line. Its JSON
+// form is what an incident record keeps of it (the outcome), for whoever sends the alert if
+// the owner cannot; the fields without one are not kept.
+type Detail struct {
+	Kind      Kind      `json:"kind,omitempty"`      // the event that led here ("" for check/audit)
+	EventID   string    `json:"event_id,omitempty"`  // the event's ID
+	EventTime time.Time `json:"event_time,omitzero"` // when the storage change happened, if the event said
+	Created   time.Time `json:"created,omitzero"`    // when the judged generation was written
+	Restored  time.Time `json:"restored,omitzero"`   // when the good bytes were live again
+	// Replaced is when a newer generation replaced the judged one (skipped_newer), if known.
+	Replaced time.Time `json:"replaced,omitzero"`
+	Evidence string    `json:"evidence,omitempty"` // gs:// path of the evidence copy
+	Source   string    `json:"source,omitempty"`   // where restored bytes came from
+	// BadCacheControl is the Cache-Control the tampered generation was served with: edge
+	// caches may keep serving it for its max-age.
+	BadCacheControl string `json:"bad_cache_control,omitempty"`
+	// MetadataChanges lists protected metadata that differed: field → {found, restored}.
+	MetadataChanges map[string][2]string `json:"metadata_changes,omitempty"`
+
+	// ReleaseInfo is the signed release the decision rests on (the record keeps its source,
+	// signer identity and skipped tags: see outcome).
+	ReleaseInfo *release.Release `json:"-"`
+	// Skipped lists newer release tags that were not trusted, and why.
+	Skipped   []release.Skipped `json:"-"`
+	Duplicate bool              `json:"-"` // another delivery completed this incident
+	Err       error             `json:"-"` // what failed (its text is the printed Error)
+	Transient bool              `json:"-"` // worth a retry
+	// BadContent and GoodContent are the tampered and the signed bytes, for a diff in the
+	// alert; nil when the object is larger than MaxSample or could not be read. The record
+	// does not keep them: they are read again from the bucket.
+	BadContent, GoodContent []byte `json:"-"`
+}
+
+// MaxSample bounds the bytes kept in a Decision for diffs.
+const MaxSample = 1 << 20
+
+// Ref names the decision's object and generation.
+func (d *Decision) Ref() gsref.ObjectRef { return ref(d.Bucket, d.Object, d.Generation) }
+
+// fill records a judgement: the verdict, the generation judged and its digest, the release.
+func (d *Decision) fill(j judged) {
+	d.Verdict, d.Reason, d.Err, d.Transient = j.verdict, j.reason, j.err, j.transient
+	if j.attrs.Generation != 0 {
+		d.Generation = j.attrs.Generation
+		d.Size = j.attrs.Size
+		d.Created = j.attrs.Created
+	}
+	if j.verdict == VerdictOK || j.verdict == VerdictTampered {
+		d.ActualSHA256 = j.actual.String()
+	}
+	d.expect(j.exp)
+	if j.err != nil {
+		d.Error = j.err.Error()
+	}
+}
+
+// expect records which signed release (and entry, when resolved) the decision rests on.
+func (d *Decision) expect(exp Expectation) {
+	if exp.Release == nil {
+		return
+	}
+	d.ReleaseInfo, d.Release, d.Skipped = exp.Release, exp.Release.Tag, exp.Release.Skipped
+	d.Signer = exp.Release.Signer.ID()
+	if f := exp.Release.Floor; f != nil && f.Reason != nil {
+		d.Floor = f.Reason.Error()
+	}
+	if exp.Entry.Name != "" {
+		d.ExpectedSHA256 = exp.Entry.Digest.String()
+	}
+}
+
+// setErr records what failed; a store's transient failure makes the decision a retry.
+func (d *Decision) setErr(err error) {
+	d.Err = err
+	d.Error = err.Error()
+	d.Transient = errors.Is(err, ErrTransient)
+}
