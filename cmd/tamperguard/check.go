@@ -22,7 +22,7 @@ import (
 func newService(ctx context.Context, e env, flagFile string, act bool) (*delivery.Service, error) {
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return delivery.Build(ctx, delivery.Env{Getenv: e.getenv, ConfigFile: flagFile, StorageClient: e.storageClient,
-		Logger: log, Alerting: act})
+		Logger: log, Alerting: act, TextAlerts: e.stderr})
 }
 
 // outcome folds decisions into the exit status: tampered or missing wins (1), then
@@ -82,8 +82,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		fs.Usage()
-		return errors.New("need at least one gs://BUCKET/OBJECT")
+		return misuse("need at least one gs://BUCKET/OBJECT")
 	}
 	var targets []gsref.ObjectRef
 	for _, p := range pos {
@@ -160,8 +159,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
-		return fmt.Errorf("audit takes no arguments (got %q)", pos[0])
+		return misuse("audit takes no arguments (got %q)", pos[0])
 	}
 	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -187,7 +185,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		explainDecision(e.stderr, d)
 		alerts = append(alerts, svc.Alerts().Send(d))
 		if e.terminal {
-			fmt.Fprintf(e.stderr, "audited %d objects: %s", n, summary(out.counts))
+			fmt.Fprintf(e.stderr, "audited %s: %s", plural(n, "object"), summary(out.counts))
 		}
 	})
 	for _, c := range alerts {
@@ -204,7 +202,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	if e.terminal {
 		fmt.Fprint(e.stderr, "\r\033[K")
 	}
-	fmt.Fprintf(e.stderr, "audited %d objects: %s\n", n, summary(out.counts))
+	fmt.Fprintf(e.stderr, "audited %s: %s\n", plural(n, "object"), summary(out.counts))
 	if err != nil {
 		return err
 	}

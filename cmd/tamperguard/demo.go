@@ -49,7 +49,7 @@ const (
 // command's watcher. It needs no network and nothing installed.
 func runDemo(ctx context.Context, e env, args []string) error {
 	began := time.Now()
-	fs := flagSet(e, "demo", "demo [--keep-running]\n\n"+
+	fs := flagSet(e, "demo", "demo [--keep-running] [--storage-port N] [--timeout D]\n\n"+
 		"Replays the 2021 Codecov attack against a local stack that runs in this process (no network,\n"+
 		"nothing to install): a signed release, the script published, tamperguard watching, one line\n"+
 		"appended by an attacker — then shows the timeline, the verdict, the diff and the alert, and\n"+
@@ -63,8 +63,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
-		return fmt.Errorf("demo takes no arguments (got %q)", pos[0])
+		return misuse("demo takes no arguments (got %q)", pos[0])
 	}
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("--storage-port %d is not a port", *port)

@@ -20,12 +20,12 @@ func runPackage(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "package", "package [-o FILE] [-C DIR]")
 	out := fs.String("o", "function.zip", "write the archive to `FILE` (\"-\": to stdout, the digest to stderr)")
 	dir := fs.String("C", "", "the module's root `DIR` (default: the module that holds the working directory)")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if len(pos) > 0 {
+		return misuse("unexpected argument %q", pos[0])
 	}
 	root := *dir
 	if root == "" {

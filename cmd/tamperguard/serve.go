@@ -21,16 +21,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "serve", "serve [--config FILE] [--host HOST] [--port PORT]")
 	configFile := configFlag(fs)
 	host := fs.String("host", "localhost", "address to listen on (0.0.0.0: every interface)")
-	port := fs.String("port", "8080", "port to listen on (0: any free port; default $PORT if set, else 8080)")
-	if err := fs.Parse(args); err != nil {
+	defaultPort := "8080"
+	if p := e.getenv("PORT"); p != "" {
+		defaultPort = p // as the platform sets it; shown as the default
+	}
+	port := fs.String("port", defaultPort, "port to listen on (0: any free port; the default is $PORT when set)")
+	logFormat := fs.String("log-format", "json", "json (Cloud Logging's structured lines, as the deployed function writes them) or text")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if !wasSet(fs, "port") && e.getenv("PORT") != "" {
-		*port = e.getenv("PORT")
+	if len(pos) != 0 {
+		return misuse("unexpected argument %q", pos[0])
 	}
 	if n, err := strconv.ParseUint(*port, 10, 16); err != nil || (n == 0 && *port != "0") {
 		return fmt.Errorf("--port %q is not a port number", *port)
@@ -39,7 +41,11 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if !ok {
 		return fmt.Errorf("%s=%q is not DEBUG, INFO, WARNING, ERROR or CRITICAL", function.EnvLogLevel, e.getenv(function.EnvLogLevel))
 	}
-	log := cloudlog.New(e.stdout, level)
+	format, err := cloudlog.ParseFormat(*logFormat, false)
+	if err != nil {
+		return misuse("--log-format: %v", err)
+	}
+	log := cloudlog.WithLabels(cloudlog.NewFormat(e.stdout, format, level), deploymentLabels(e))
 
 	h, err := function.FromEnv(ctx, function.Env{Getenv: e.getenv, ConfigFile: configFile(), StorageClient: e.storageClient, Logger: log})
 	if err != nil {

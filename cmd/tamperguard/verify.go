@@ -48,8 +48,7 @@ func runVerify(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 || *object == "" {
-		fs.Usage()
-		return errors.New("need --object NAME and exactly one FILE")
+		return misuse("need --object NAME and exactly one FILE")
 	}
 	file := pos[0]
 	flagFile := configFile()

@@ -220,12 +220,33 @@ func TestVerifyUsageErrors(t *testing.T) {
 			assert.Contains(t, stderr, tt.want)
 		})
 	}
-	_, stderr, code := runCLI(t, nil, "help")
+	// Help goes to stdout, and a bad flag is reported once, on one line, with a hint.
+	stdout, stderr, code := runCLI(t, nil, "help")
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, stderr, "verify")
-	_, stderr, code = runCLI(t, nil, "verify", "-h")
+	assert.Contains(t, stdout, "verify")
+	assert.Empty(t, stderr)
+	for _, args := range [][]string{{"verify", "-h"}, {"help", "verify"}} {
+		stdout, stderr, code = runCLI(t, nil, args...)
+		assert.Equal(t, exitOK, code, args)
+		assert.Contains(t, stdout, "usage: tamperguard verify", args)
+		assert.Contains(t, stdout, "-object", args)
+		assert.Empty(t, stderr, args)
+	}
+	_, stderr, _ = runCLI(t, nil, "verify", "--bogus")
+	assert.Equal(t, 1, strings.Count(stderr, "flag provided but not defined"), stderr)
+	assert.Equal(t, "tamperguard verify: flag provided but not defined: -bogus\nrun 'tamperguard help verify' for its flags\n", stderr)
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		stdout, stderr, code := runCLI(t, nil, args...)
+		assert.Equal(t, exitOK, code)
+		assert.Empty(t, stderr)
+		assert.Regexp(t, `^tamperguard \S+ .*go1\.\d+`, stdout)
+	}
+	stdout, _, code := runCLI(t, nil, "version", "--json")
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, stderr, "--object")
+	assert.Contains(t, stdout, `"go":"go1.`)
 }
 
 // rollbackHost serves release version of testdata/rollback at fixed URLs under /latest/

@@ -64,7 +64,7 @@ func pubsubEmulatorOptions(host string) []option.ClientOption {
 // release nor the objects.
 func runWatch(ctx context.Context, e env, args []string) error {
 	start := time.Now()
-	fs := flagSet(e, "watch", "watch [--config FILE] --subscription projects/PROJECT/subscriptions/NAME [--concurrency N]\n\n"+
+	fs := flagSet(e, "watch", "watch [--config FILE] --subscription projects/PROJECT/subscriptions/NAME [--concurrency N] [--timeout D] [--log-format json|text]\n\n"+
 		"Pulls the bucket's Cloud Storage notifications from a Pub/Sub subscription and judges every\n"+
 		"change to a protected object as the Cloud Function does: restore, evidence, alert. Prints one\n"+
 		"JSON line per decision, as check does. PUBSUB_EMULATOR_HOST and STORAGE_EMULATOR_HOST point\n"+
@@ -72,23 +72,23 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	configFile := configFlag(fs)
 	subName := fs.String("subscription", "", "the pull `subscription`: projects/PROJECT/subscriptions/NAME")
 	concurrency := fs.Int("concurrency", defaultConcurrency, "at most this many events are judged at once")
-	eventTimeout := fs.Duration("event-timeout", defaultEventTimeout, "give up on one event after this long (it is delivered again)")
+	eventTimeout := fs.Duration("timeout", defaultEventTimeout, "give up on one event after this long (it is delivered again)")
+	fs.DurationVar(eventTimeout, "event-timeout", defaultEventTimeout, "the old name of --timeout")
 	grace := fs.Duration("shutdown-grace", defaultGrace, "on SIGINT/SIGTERM, how long the events in flight may take to finish")
 	maxAge := fs.Duration("max-event-age", delivery.DefaultMaxEventAge, "acknowledge older events without action (audits cover them); 0: any age")
 	retryDelay := fs.Duration("retry-delay", defaultRetryDelay, "after a transient failure, wait this long before handing the event back")
+	logFormat := fs.String("log-format", "", "json (Cloud Logging's structured lines) or text; default json unless stderr is a terminal")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
-		return fmt.Errorf("watch takes no arguments (got %q)", pos[0])
+		return misuse("watch takes no arguments (got %q)", pos[0])
 	}
 	m := subscriptionName.FindStringSubmatch(*subName)
 	if m == nil {
-		fs.Usage()
 		if *subName == "" {
-			return errors.New("--subscription is required")
+			return misuse("--subscription is required")
 		}
 		return fmt.Errorf("--subscription %q is not projects/PROJECT/subscriptions/NAME", *subName)
 	}
@@ -97,13 +97,16 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	case *concurrency < 1 || *concurrency > 1000:
 		return fmt.Errorf("--concurrency %d: want 1 to 1000", *concurrency)
 	case *eventTimeout <= 0:
-		return errors.New("--event-timeout must be positive")
+		return errors.New("--timeout must be positive")
 	case *grace < 0 || *maxAge < 0 || *retryDelay < 0:
 		return errors.New("--shutdown-grace, --max-event-age and --retry-delay cannot be negative")
 	}
 	flagFile := configFile()
 
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, err := commandLogger(e, *logFormat, e.stderr)
+	if err != nil {
+		return misuse("--log-format: %v", err)
+	}
 	w := &watcher{log: log, now: time.Now, out: e.stdout, explain: e.stderr,
 		concurrency: *concurrency, eventTimeout: *eventTimeout, grace: *grace, retryDelay: *retryDelay}
 	svc, err := delivery.Build(ctx, delivery.Env{Getenv: e.getenv, ConfigFile: flagFile, StorageClient: e.storageClient,
@@ -123,8 +126,8 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	}
 	pol := svc.Policy()
 	err = w.run(ctx, ps.Subscriber(*subName), func() {
-		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %d events at a time, %d rules from %s (Ctrl-C stops after the events in flight)\n",
-			time.Since(start).Milliseconds(), *subName, *concurrency, len(pol.Rules), pol.Origin)
+		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %s at a time, %s from %s (Ctrl-C stops after the events in flight)\n",
+			time.Since(start).Milliseconds(), *subName, plural(*concurrency, "event"), plural(len(pol.Rules), "rule"), pol.Origin)
 		log.Info("tamperguard ready", svc.ReadyAttrs()...)
 	})
 	if err != nil {

@@ -205,6 +205,21 @@ func TestWatchRestoresATamperedObjectAndAcks(t *testing.T) {
 
 	assert.Equal(t, exitOK, w.stop())
 	assert.Contains(t, w.err.String(), "tamperguard watch: stopped")
+
+	// stderr is not a terminal: the log is Cloud Logging JSON, the tampering CRITICAL.
+	critical := 0
+	for _, line := range strings.Split(w.err.String(), "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		if l["severity"] == "CRITICAL" && l["message"] == "tampered object: restored" {
+			critical++
+			assert.Equal(t, "install.sh", l["object"])
+			assert.Contains(t, l, "logging.googleapis.com/labels")
+		}
+	}
+	assert.Equal(t, 1, critical, w.err.String())
 }
 
 // injected is the Codecov attacker's line.
@@ -308,7 +323,7 @@ func TestWatchRefusesToStartWrong(t *testing.T) {
 		"bad config":       {[]string{"--config", "/nonexistent/tamperguard.yaml", "--subscription", testSub}, "nonexistent"},
 		"missing":          {[]string{"--config", b.cfg, "--subscription", "projects/tg-test/subscriptions/nope"}, "subscription projects/tg-test/subscriptions/nope does not exist"},
 		"other project":    {[]string{"--config", b.cfg, "--subscription", "projects/elsewhere/subscriptions/watch"}, "does not exist"},
-		"negative timeout": {[]string{"--config", b.cfg, "--subscription", testSub, "--event-timeout", "-1s"}, "--event-timeout must be positive"},
+		"negative timeout": {[]string{"--config", b.cfg, "--subscription", testSub, "--timeout", "-1s"}, "--timeout must be positive"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var out, errOut serveLog

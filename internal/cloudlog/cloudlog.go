@@ -5,6 +5,7 @@
 package cloudlog
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -85,4 +86,69 @@ func NewHandler(w io.Writer, level slog.Leveler) slog.Handler {
 // New returns a logger writing Cloud Logging's structured format to w.
 func New(w io.Writer, level slog.Leveler) *slog.Logger {
 	return slog.New(NewHandler(w, level))
+}
+
+// LabelsKey is the structured log field Cloud Logging turns into the entry's labels.
+const LabelsKey = "logging.googleapis.com/labels"
+
+// TraceKey is the structured log field Cloud Logging turns into the entry's trace: a request's
+// lines are then grouped under its trace ("projects/PROJECT/traces/TRACE_ID").
+const TraceKey = "logging.googleapis.com/trace"
+
+// WithLabels returns log with labels on every line (e.g. the deployment's name), as Cloud
+// Logging reads them; nil or empty labels change nothing.
+func WithLabels(log *slog.Logger, labels map[string]string) *slog.Logger {
+	if len(labels) == 0 {
+		return log
+	}
+	var attrs []any
+	for k, v := range labels {
+		attrs = append(attrs, slog.String(k, v))
+	}
+	return log.With(slog.Group(LabelsKey, attrs...))
+}
+
+// Format is how a long-running command writes its log.
+type Format string
+
+// Log formats.
+const (
+	FormatJSON Format = "json" // Cloud Logging's structured JSON, one object per line
+	FormatText Format = "text" // logfmt for a person at a terminal
+)
+
+// ParseFormat reads --log-format: json, text, or "" (auto: json unless the log goes to a
+// terminal).
+func ParseFormat(s string, terminal bool) (Format, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "json":
+		return FormatJSON, nil
+	case "text":
+		return FormatText, nil
+	case "", "auto":
+		if terminal {
+			return FormatText, nil
+		}
+		return FormatJSON, nil
+	}
+	return "", fmt.Errorf("log format %q is not json or text", s)
+}
+
+// NewFormat returns a logger writing format to w at level: Cloud Logging JSON, or text whose
+// levels are Cloud Logging's severities too (CRITICAL is CRITICAL, not ERROR+4).
+func NewFormat(w io.Writer, format Format, level slog.Leveler) *slog.Logger {
+	if format == FormatJSON {
+		return New(w, level)
+	}
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.LevelKey {
+				l, _ := a.Value.Any().(slog.Level)
+				return slog.String(slog.LevelKey, Severity(l))
+			}
+			return a
+		}}))
 }

@@ -82,3 +82,26 @@ func TestParseLevel(t *testing.T) {
 	_, ok := cloudlog.ParseLevel("loud")
 	assert.False(t, ok)
 }
+
+func TestFormatsAndLabels(t *testing.T) {
+	f, err := cloudlog.ParseFormat("", false)
+	require.NoError(t, err)
+	assert.Equal(t, cloudlog.FormatJSON, f, "not a terminal: JSON")
+	f, err = cloudlog.ParseFormat("", true)
+	require.NoError(t, err)
+	assert.Equal(t, cloudlog.FormatText, f)
+	_, err = cloudlog.ParseFormat("xml", false)
+	assert.ErrorContains(t, err, `"xml" is not json or text`)
+
+	var b strings.Builder
+	log := cloudlog.WithLabels(cloudlog.NewFormat(&b, cloudlog.FormatJSON, nil), map[string]string{"deployment": "uploader-prod"})
+	log.Log(context.Background(), cloudlog.LevelCritical, "tampered object")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal([]byte(b.String()), &line))
+	assert.Equal(t, "CRITICAL", line["severity"])
+	assert.Equal(t, map[string]any{"deployment": "uploader-prod"}, line[cloudlog.LabelsKey])
+
+	b.Reset()
+	cloudlog.NewFormat(&b, cloudlog.FormatText, nil).Log(context.Background(), cloudlog.LevelCritical, "tampered object")
+	assert.Contains(t, b.String(), "level=CRITICAL")
+}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -31,6 +32,9 @@ type Env struct {
 	Logger        *slog.Logger
 	// Alerting: false leaves the notifier out (check and audit without --restore).
 	Alerting bool
+	// TextAlerts, when Slack is not configured, gets the alerts as text (the CLI's check
+	// and audit) instead of the log.
+	TextAlerts io.Writer
 	// MaxEventAge overrides TAMPERGUARD_MAX_EVENT_AGE when set (watch's flag).
 	MaxEventAge *time.Duration
 	// Concurrency, Report: as in Options.
