@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/tamperguard/tamperguard/internal/pkgzip"
 )
@@ -38,6 +40,17 @@ func runPackage(ctx context.Context, e env, args []string) error {
 	src, err := pkgzip.Collect(ctx, root)
 	if err != nil {
 		return err
+	}
+	rev, err := vcsRevision(ctx, root)
+	if err != nil {
+		return err
+	}
+	if rev != "" {
+		if err := src.Stamp(rev); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(e.stderr, "tamperguard package: %s is not a git checkout: the function will report no revision\n", root)
 	}
 	if err := src.Check(ctx); err != nil {
 		return fmt.Errorf("nothing written: %w", err)
@@ -108,4 +121,33 @@ func writeFileAtomic(name string, data []byte) error {
 		return werr
 	}
 	return nil
+}
+
+// vcsRevision is "REVISION COMMIT-TIME" of the git checkout at dir ("REVISION-dirty" with
+// uncommitted changes), or "" when dir is not one or git is not installed.
+func vcsRevision(ctx context.Context, dir string) (string, error) {
+	gitOut := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return "", nil
+	}
+	rev, err := gitOut("rev-parse", "HEAD")
+	if err != nil {
+		return "", nil // not a git checkout
+	}
+	when, err := gitOut("show", "-s", "--format=%cI", "HEAD")
+	if err != nil {
+		return "", fmt.Errorf("reading the commit time of %s: %w", rev, err)
+	}
+	status, err := gitOut("status", "--porcelain", "--untracked-files=no")
+	if err != nil {
+		return "", fmt.Errorf("reading the state of the checkout %s: %w", dir, err)
+	}
+	if status != "" {
+		rev += "-dirty"
+	}
+	return rev + " " + when, nil
 }

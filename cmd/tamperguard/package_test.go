@@ -71,6 +71,12 @@ func TestPackage(t *testing.T) {
 
 	again, err := pkgzip.Collect(context.Background(), repo)
 	require.NoError(t, err)
+	// The archive is stamped with the checkout's revision, so the deployed function reports it.
+	rev, err := vcsRevision(context.Background(), repo)
+	require.NoError(t, err)
+	if rev != "" {
+		require.NoError(t, again.Stamp(rev))
+	}
 	var second bytes.Buffer
 	require.NoError(t, again.Zip(&second))
 	assert.Equal(t, first, second.Bytes(), "two collections of the same tree gave different archives")
@@ -82,8 +88,11 @@ func TestPackage(t *testing.T) {
 		names = append(names, f.Name)
 	}
 	assert.True(t, slices.IsSorted(names), "entries out of order: %v", names)
-	for _, want := range []string{"go.mod", "go.sum", "function.go", "function/function.go"} {
+	for _, want := range []string{"go.mod", "go.sum", "function.go", "function/function.go", "internal/version/version.go"} {
 		assert.Contains(t, names, want)
+	}
+	if rev != "" {
+		assert.Contains(t, names, pkgzip.StampFile)
 	}
 	for _, n := range names {
 		assert.False(t, strings.HasSuffix(n, "_test.go"), "a test file: %s", n)

@@ -15,6 +15,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/version"
 )
 
 // EnvMaxEventAge: events older than this are acknowledged without action (a Go duration;
@@ -126,7 +127,7 @@ func (s *Service) ReadyAttrs() []any {
 	if s.pol.StateBucket == "" {
 		dedup = "no state bucket: incidents are de-duplicated within this instance only; duplicates delivered to other instances are not"
 	}
-	return []any{"config", s.pol.Origin, "rules", len(s.pol.Rules), "state_bucket", s.pol.StateBucket,
+	return []any{"version", version.Get().Short(), "config", s.pol.Origin, "rules", len(s.pol.Rules), "state_bucket", s.pol.StateBucket,
 		"incidents", dedup, "max_event_age", s.maxAge.String()}
 }
 

@@ -249,3 +249,16 @@ func TestRepositoryFileSet(t *testing.T) {
 	require.NoError(t, again.Zip(&b))
 	assert.Equal(t, a.Bytes(), b.Bytes())
 }
+
+func TestStamp(t *testing.T) {
+	s := &pkgzip.Source{Module: "github.com/tamperguard/tamperguard", Files: []pkgzip.File{
+		{Name: "function.go", Data: []byte("// doc\npackage tamperguard\n")}, {Name: "go.mod", Data: []byte("module x\n")},
+	}}
+	require.NoError(t, s.Stamp("0123abcd 2026-12-07T10:00:00Z"))
+	require.NoError(t, s.Stamp("4567ef-dirty 2026-12-08T10:00:00Z"), "a second stamp replaces the first")
+	assert.Equal(t, []string{"function.go", "go.mod", pkgzip.StampFile}, s.Names())
+	src := string(s.Files[2].Data)
+	assert.Contains(t, src, "package tamperguard\n")
+	assert.Contains(t, src, `version.Stamped = "4567ef-dirty 2026-12-08T10:00:00Z"`)
+	assert.Error(t, s.Stamp("x\"; os.Exit(1); _ = \""), "nothing but a revision goes into the generated code")
+}

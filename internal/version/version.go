@@ -54,25 +54,20 @@ var read = sync.OnceValue(func() Info {
 // Get returns this build's information.
 func Get() Info { return read() }
 
-// Short is one word for logs and alerts: the module version, with the revision's first 12
-// characters when the module version is not a release.
+// Short is one word for logs and alerts: the module version (a release, or a pseudo-version,
+// which names its revision), else the revision's first 12 characters.
 func (i Info) Short() string {
-	v := i.Module
-	if (v == "(devel)" || strings.Count(v, "-") >= 2) && i.Revision != "" {
-		r := i.Revision
-		if len(r) > 12 {
-			r = r[:12]
-		}
-		if v == "(devel)" {
-			v = r
-		} else {
-			v += "+" + r
-		}
-		if i.Modified && !strings.HasSuffix(v, "-dirty") {
-			v += "-dirty"
-		}
+	if i.Module != "(devel)" || i.Revision == "" {
+		return i.Module
 	}
-	return v
+	r := i.Revision
+	if len(r) > 12 {
+		r = r[:12]
+	}
+	if i.Modified && !strings.HasSuffix(r, "-dirty") {
+		r += "-dirty"
+	}
+	return r
 }
 
 // String is the line tamperguard version prints.

@@ -17,5 +17,5 @@ func TestShortAndString(t *testing.T) {
 	r := Info{Module: "v1.2.3", Revision: "0123456789abcdef", Go: "go1.26.8"}
 	assert.Equal(t, "v1.2.3", r.Short(), "a release is named by its version")
 	p := Info{Module: "v0.0.0-20261207100000-0123456789ab", Revision: "0123456789abcdef", Go: "go1.26.8"}
-	assert.Equal(t, "v0.0.0-20261207100000-0123456789ab+0123456789ab", p.Short())
+	assert.Equal(t, "v0.0.0-20261207100000-0123456789ab", p.Short(), "a pseudo-version names its revision")
 }
