@@ -68,7 +68,8 @@ func main() {
 	terminal := err == nil && fi.Mode()&os.ModeCharDevice != 0
 	e := env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: terminal,
 		storageClient: func(ctx context.Context) (*storage.Client, func() error, error) {
-			c, err := gcs.NewClient(ctx)
+			// A person waits on the CLI: say at once when storage refuses the connection.
+			c, err := gcs.NewClientReporting(ctx, func(msg string) { fmt.Fprintf(os.Stderr, "tamperguard: %s\n", msg) })
 			if err != nil {
 				return nil, nil, err
 			}
