@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -168,12 +169,14 @@ func TestServeFleetActsOnceOnConcurrentDuplicates(t *testing.T) {
 	sf := slackfake.New(t, slackfake.Options{})
 	env := append(stack.Env(), "SLACK_BOT_TOKEN="+sf.Token(), "SLACK_CHANNEL=C0FLEETTST", "SLACK_API_URL="+sf.Endpoints().API)
 	var urls []string
+	var serves []*demo.Process
 	for i := range 4 {
 		port, err := demo.FreePort()
 		require.NoError(t, err)
 		p, err := demo.Start(fmt.Sprintf("serve %d", i), bins.Tamperguard, []string{"serve", "--config", cfg, "--port", strconv.Itoa(port)}, env, nil)
 		require.NoError(t, err)
 		defer p.Stop(10 * time.Second)
+		serves = append(serves, p)
 		_, _, err = p.WaitStderr(ctx, regexp.MustCompile(`tamperguard serve: listening on`), 0)
 		require.NoError(t, err)
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d/", port))
@@ -229,4 +232,13 @@ func TestServeFleetActsOnceOnConcurrentDuplicates(t *testing.T) {
 	assert.Len(t, versions, 3, "good, tampered, one restore")
 	alerts := incidentAlerts(sf)
 	assert.Equal(t, map[string]int{fmt.Sprintf("%s/%s#%d", bucket, demo.ScriptName, g): 1}, alerts)
+
+	// serve's stdout is its log, Cloud Logging JSON only: no plain line from the Functions
+	// Framework (which prints one per instance unless FUNCTION_TARGET is set).
+	for _, p := range serves {
+		for _, line := range strings.Split(strings.TrimSpace(p.Stdout.String()), "\n") {
+			var v map[string]any
+			assert.NoError(t, json.Unmarshal([]byte(line), &v), "%s: not a JSON line: %q", p.Name, line)
+		}
+	}
 }

@@ -89,6 +89,12 @@ func startFramework() (*url.URL, error) {
 		if err := funcframework.RegisterCloudEventFunctionContext(context.Background(), "/", VerifyObject); err != nil {
 			registerErr = fmt.Errorf("registering %s with the Functions Framework: %w", Name, err)
 		}
+		// Without FUNCTION_TARGET the framework prints a plain "Serving function" line to
+		// stdout for every instance, in the middle of the JSON log; with it, it serves
+		// VerifyObject (the init registration) at "/" and prints nothing.
+		if os.Getenv("FUNCTION_TARGET") == "" {
+			registerErr = os.Setenv("FUNCTION_TARGET", Name)
+		}
 	})
 	if registerErr != nil {
 		return nil, registerErr
