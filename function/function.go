@@ -175,5 +175,8 @@ func VerifyObject(ctx context.Context, ce cloudevents.Event) error {
 // VerifyObject handles one event through the delivery runtime and translates its outcome:
 // nil acknowledges, an error has the event delivered again.
 func (h *Handler) VerifyObject(ctx context.Context, ce cloudevents.Event) error {
+	// The request's trace, noted by the front under the event's id: the event's log lines
+	// are grouped under it in Cloud Logging.
+	ctx = cloudlog.WithTrace(ctx, traces.take(ce.ID()))
 	return h.svc.DeliverCloudEvent(ctx, ce).Error()
 }

@@ -410,3 +410,24 @@ func TestServeFinishesEventsInFlightOnShutdown(t *testing.T) {
 	}
 	assert.Len(t, logs.where(t, "event_id", ev.id), 1, logs.String())
 }
+
+// The request's trace reaches the event's log lines (Cloud Logging groups them under it), for
+// binary CloudEvents and for Pub/Sub push bodies alike.
+func TestTraceReachesTheLogLines(t *testing.T) {
+	t.Setenv("GOOGLE_CLOUD_PROJECT", "tg-proj")
+	h := newHarness(t, harnessOpts{})
+	g := h.put("install.sh", h.good)
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, ev := range []ce{
+		storageEvent("finalized", "install.sh", g, time.Now()),
+		notification("OBJECT_FINALIZE", "install.sh", g, time.Now(), nil),
+	} {
+		req := ev.request(t, h.url)
+		req.Header.Set("X-Cloud-Trace-Context", id+"/1;o=1")
+		status, body := do(t, req)
+		ok2xx(t, status, body)
+		lines := h.logs.where(t, "event_id", ev.id, "message", "object verified")
+		require.NotEmpty(t, lines, h.logs.String())
+		assert.Equal(t, "projects/tg-proj/traces/"+id, lines[len(lines)-1]["logging.googleapis.com/trace"], ev.typ)
+	}
+}

@@ -266,6 +266,14 @@ func newFront(p *pool, log *slog.Logger) http.Handler {
 			body = &watchedBody{ReadCloser: http.MaxBytesReader(w, r.Body, MaxRequestBytes)}
 			r.Body = body
 		}
+		if err := noteTrace(r); err != nil {
+			if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+				http.Error(w, fmt.Sprintf("request body over %d bytes", MaxRequestBytes), http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "reading the request body failed", http.StatusBadRequest)
+			return
+		}
 		u, err := p.get(r.Context())
 		if err != nil {
 			if r.Context().Err() == nil {

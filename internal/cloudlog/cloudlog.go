@@ -5,6 +5,7 @@
 package cloudlog
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,7 +86,7 @@ func NewHandler(w io.Writer, level slog.Leveler) slog.Handler {
 
 // New returns a logger writing Cloud Logging's structured format to w.
 func New(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(NewHandler(w, level))
+	return slog.New(traceHandler{NewHandler(w, level)})
 }
 
 // LabelsKey is the structured log field Cloud Logging turns into the entry's labels.
@@ -152,3 +153,55 @@ func NewFormat(w io.Writer, format Format, level slog.Leveler) *slog.Logger {
 			return a
 		}}))
 }
+
+type traceKey struct{}
+
+// WithTrace returns ctx carrying trace (a Cloud Logging trace resource name,
+// "projects/P/traces/ID"); lines logged with ctx through a Cloud Logging handler carry it.
+func WithTrace(ctx context.Context, trace string) context.Context {
+	if trace == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, trace)
+}
+
+// TraceOf returns the trace WithTrace put in ctx.
+func TraceOf(ctx context.Context) string {
+	s, _ := ctx.Value(traceKey{}).(string)
+	return s
+}
+
+// TraceName turns an incoming request's trace header into Cloud Logging's trace resource
+// name for project: W3C traceparent ("00-TRACEID-SPANID-FLAGS") or X-Cloud-Trace-Context
+// ("TRACEID/SPANID;o=1"). "" when there is no project or the header is not one of those.
+func TraceName(project, traceparent, cloudTrace string) string {
+	if project == "" {
+		return ""
+	}
+	id := ""
+	if p := strings.Split(strings.TrimSpace(traceparent), "-"); len(p) == 4 && len(p[1]) == 32 {
+		id = p[1]
+	} else if t, _, _ := strings.Cut(strings.TrimSpace(cloudTrace), "/"); len(t) == 32 {
+		id = t
+	}
+	if id == "" || strings.Trim(strings.ToLower(id), "0123456789abcdef") != "" || strings.Trim(id, "0") == "" {
+		return ""
+	}
+	return "projects/" + project + "/traces/" + strings.ToLower(id)
+}
+
+// traceHandler adds the context's trace to every line.
+type traceHandler struct{ slog.Handler }
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	if t := TraceOf(ctx); t != "" {
+		r.AddAttrs(slog.String(TraceKey, t))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler { return traceHandler{h.Handler.WithGroup(name)} }

@@ -105,3 +105,19 @@ func TestFormatsAndLabels(t *testing.T) {
 	cloudlog.NewFormat(&b, cloudlog.FormatText, nil).Log(context.Background(), cloudlog.LevelCritical, "tampered object")
 	assert.Contains(t, b.String(), "level=CRITICAL")
 }
+
+func TestTrace(t *testing.T) {
+	const id = "4bf92f3577b34da6a3ce929d0e0e4736"
+	assert.Equal(t, "projects/p1/traces/"+id, cloudlog.TraceName("p1", "00-"+id+"-00f067aa0ba902b7-01", ""))
+	assert.Equal(t, "projects/p1/traces/"+id, cloudlog.TraceName("p1", "", id+"/123;o=1"))
+	assert.Empty(t, cloudlog.TraceName("", "", id+"/1"), "no project, no trace name")
+	assert.Empty(t, cloudlog.TraceName("p1", "00-zz"+id[2:]+"-00f067aa0ba902b7-01", "not-a-trace"))
+	assert.Empty(t, cloudlog.TraceName("p1", "", "00000000000000000000000000000000/1"))
+
+	var b strings.Builder
+	log := cloudlog.New(&b, nil)
+	log.InfoContext(cloudlog.WithTrace(context.Background(), "projects/p1/traces/"+id), "event")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal([]byte(b.String()), &line))
+	assert.Equal(t, "projects/p1/traces/"+id, line[cloudlog.TraceKey])
+}
