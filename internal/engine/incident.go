@@ -477,8 +477,18 @@ func (s *bucketRecords) pending(ctx context.Context, fn func(rec incidentRecord)
 	})
 }
 
-// readJSON reads a JSON record from bucket and returns its generation.
+// errBadRecord: a record in the state bucket is too large or not JSON. Its generation is
+// still returned, so that the record can be replaced.
+var errBadRecord = errors.New("unreadable record")
+
+// readJSON reads a JSON record of at most maxRecordSize bytes from bucket and returns its
+// generation.
 func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int64, error) {
+	return readJSONLimit(ctx, store, bucket, name, v, maxRecordSize)
+}
+
+// readJSONLimit is readJSON with another bound.
+func readJSONLimit(ctx context.Context, store Store, bucket, name string, v any, limit int64) (int64, error) {
 	attrs, err := store.Attrs(ctx, bucket, name, 0)
 	if err != nil {
 		return 0, err
@@ -488,15 +498,15 @@ func readJSON(ctx context.Context, store Store, bucket, name string, v any) (int
 		return 0, err
 	}
 	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, maxRecordSize+1))
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return 0, err
 	}
-	if len(b) > maxRecordSize {
-		return 0, fmt.Errorf("record %s is over %d bytes", ref(bucket, name, 0), maxRecordSize)
+	if int64(len(b)) > limit {
+		return attrs.Generation, fmt.Errorf("%w: %s is over %d bytes", errBadRecord, ref(bucket, name, 0), limit)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return 0, fmt.Errorf("record %s is not valid JSON: %w", ref(bucket, name, 0), err)
+		return attrs.Generation, fmt.Errorf("%w: %s is not valid JSON: %v", errBadRecord, ref(bucket, name, 0), err)
 	}
 	return attrs.Generation, nil
 }

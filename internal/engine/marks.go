@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/tamperguard/tamperguard/internal/release"
@@ -96,24 +95,9 @@ var errBadMarkRecord = errors.New("unreadable mark record")
 
 // read reads a mark record and returns its generation.
 func (s *stateMarks) read(ctx context.Context, name string, rec *markRecord) (int64, error) {
-	attrs, err := s.store.Attrs(ctx, s.bucket, name, 0)
-	if err != nil {
-		return 0, err
+	gen, err := readJSONLimit(ctx, s.store, s.bucket, name, rec, maxMarkRecord)
+	if errors.Is(err, errBadRecord) {
+		err = fmt.Errorf("%w: %w", errBadMarkRecord, err)
 	}
-	r, err := s.store.Open(ctx, s.bucket, name, attrs.Generation)
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, maxMarkRecord+1))
-	if err != nil {
-		return 0, err
-	}
-	if len(b) > maxMarkRecord {
-		return attrs.Generation, fmt.Errorf("%w: %s is over %d bytes", errBadMarkRecord, ref(s.bucket, name, 0), maxMarkRecord)
-	}
-	if err := json.Unmarshal(b, rec); err != nil {
-		return attrs.Generation, fmt.Errorf("%w: %s is not valid JSON: %v", errBadMarkRecord, ref(s.bucket, name, 0), err)
-	}
-	return attrs.Generation, nil
+	return gen, err
 }

@@ -789,11 +789,16 @@ var storageReasons = map[int]string{
 
 // storageError renders the JSON error body of the Cloud Storage JSON API for status.
 func storageError(status int) []byte {
+	return StorageErrorBody(status, fmt.Sprintf("injected by faultproxy (%d %s)", status, http.StatusText(status)))
+}
+
+// StorageErrorBody is the JSON error body Cloud Storage's JSON API answers status with,
+// carrying message; the storage fake's own layer (internal/gcstest) answers with it too.
+func StorageErrorBody(status int, message string) []byte {
 	reason := storageReasons[status]
 	if reason == "" {
 		reason = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", ""))
 	}
-	msg := fmt.Sprintf("injected by faultproxy (%d %s)", status, http.StatusText(status))
 	type item struct {
 		Domain  string `json:"domain"`
 		Reason  string `json:"reason"`
@@ -807,8 +812,8 @@ func storageError(status int) []byte {
 		} `json:"error"`
 	}
 	doc.Error.Code = status
-	doc.Error.Message = msg
-	doc.Error.Errors = []item{{Domain: "global", Reason: reason, Message: msg}}
+	doc.Error.Message = message
+	doc.Error.Errors = []item{{Domain: "global", Reason: reason, Message: message}}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		panic(err) // a fixed struct of strings and ints always marshals

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/tamperguard/tamperguard/internal/faultproxy"
 )
 
 // timestampFormat is the layout the fake's backend stores times in.
@@ -691,44 +693,9 @@ func (m *metagenHeaderWriter) Unwrap() http.ResponseWriter { return m.ResponseWr
 
 // ---- errors and faults --------------------------------------------------------------
 
-// reasons are the GCS JSON API error reasons for the statuses tests use.
-var reasons = map[int]string{
-	http.StatusBadRequest:          "invalid",
-	http.StatusUnauthorized:        "required",
-	http.StatusForbidden:           "forbidden",
-	http.StatusNotFound:            "notFound",
-	http.StatusRequestTimeout:      "requestTimeout",
-	http.StatusConflict:            "conflict",
-	http.StatusPreconditionFailed:  "conditionNotMet",
-	http.StatusTooManyRequests:     "rateLimitExceeded",
-	http.StatusInternalServerError: "backendError",
-	http.StatusBadGateway:          "backendError",
-	http.StatusServiceUnavailable:  "backendError",
-	http.StatusGatewayTimeout:      "backendError",
-}
-
 // writeError answers in the JSON error shape of the GCS JSON API.
 func writeError(w http.ResponseWriter, status int, message string) {
-	reason := reasons[status]
-	if reason == "" {
-		reason = strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", ""))
-	}
-	type item struct {
-		Domain  string `json:"domain"`
-		Reason  string `json:"reason"`
-		Message string `json:"message"`
-	}
-	var doc struct {
-		Error struct {
-			Code    int    `json:"code"`
-			Message string `json:"message"`
-			Errors  []item `json:"errors"`
-		} `json:"error"`
-	}
-	doc.Error.Code = status
-	doc.Error.Message = message
-	doc.Error.Errors = []item{{Domain: "global", Reason: reason, Message: message}}
-	body, _ := json.Marshal(doc)
+	body := faultproxy.StorageErrorBody(status, message)
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
