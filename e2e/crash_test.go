@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -51,28 +49,15 @@ func incidentAlerts(sf *slackfake.Server) map[string]int {
 // signed bytes and exactly one alert.
 func TestWatchSurvivesKill9DuringRestores(t *testing.T) {
 	slowTests(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bins, err := demo.Build(ctx, dir)
-	require.NoError(t, err)
-	stack, err := demo.StartEmulators(ctx, bins, demo.StackOptions{
-		Project: "tamperguard-local", Topic: "gcs-events", Subscription: "tamperguard-watch",
-		Buckets: []string{bucket, stateBucket}, EventBucket: bucket, AckDeadline: 10 * time.Second,
-	})
-	require.NoError(t, err)
-	defer stack.Close()
-
-	rel, err := demo.NewRelease(dir, "v1.0.0", demo.ScriptName, demo.Script(0))
-	require.NoError(t, err)
-	cfg := filepath.Join(dir, "tamperguard.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state: {bucket: %s, lease: 3s}
+	w := newWorld(t, 8*time.Minute, demo.StackOptions{AckDeadline: 10 * time.Second})
+	ctx, bins, stack, rel := w.ctx, w.bins, w.stack, w.rel
+	cfg := w.writeConfig(t, fmt.Sprintf(`state: {bucket: %s, lease: 3s}
 rules:
   - bucket: %s
     objects: ["dl/*.sh"]
     release: {git: %q, tag: %s, entry: %s}
     keys: {openpgp: [%q]}
-`, stateBucket, bucket, rel.Repo, rel.Tag, rel.Name, rel.KeyFile)), 0o644))
+`, stateBucket, bucket, rel.Repo, rel.Tag, rel.Name, rel.KeyFile))
 
 	sf := slackfake.New(t, slackfake.Options{})
 	env := append(stack.Env(), "SLACK_BOT_TOKEN="+sf.Token(), "SLACK_CHANNEL=C0CRASHTST", "SLACK_API_URL="+sf.Endpoints().API)
@@ -150,21 +135,8 @@ rules:
 // does): one restore, one incident, one alert.
 func TestServeFleetActsOnceOnConcurrentDuplicates(t *testing.T) {
 	slowTests(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bins, err := demo.Build(ctx, dir)
-	require.NoError(t, err)
-	stack, err := demo.StartEmulators(ctx, bins, demo.StackOptions{
-		Project: "tamperguard-local", Topic: "gcs-events", Subscription: "tamperguard-watch",
-		Buckets: []string{bucket, stateBucket}, EventBucket: bucket,
-	})
-	require.NoError(t, err)
-	defer stack.Close()
-	rel, err := demo.NewRelease(dir, "v1.0.0", demo.ScriptName, demo.Script(0))
-	require.NoError(t, err)
-	cfg := filepath.Join(dir, "tamperguard.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(rel.Config(bucket, demo.ScriptName, stateBucket)), 0o644))
+	w := newWorld(t, 6*time.Minute, demo.StackOptions{})
+	ctx, bins, stack, rel, cfg := w.ctx, w.bins, w.stack, w.rel, w.cfg
 
 	sf := slackfake.New(t, slackfake.Options{})
 	env := append(stack.Env(), "SLACK_BOT_TOKEN="+sf.Token(), "SLACK_CHANNEL=C0FLEETTST", "SLACK_API_URL="+sf.Endpoints().API)
@@ -182,7 +154,7 @@ func TestServeFleetActsOnceOnConcurrentDuplicates(t *testing.T) {
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d/", port))
 	}
 
-	_, err = stack.Upload(ctx, bucket, demo.ScriptName, rel.Script)
+	_, err := stack.Upload(ctx, bucket, demo.ScriptName, rel.Script)
 	require.NoError(t, err)
 	g, err := stack.Upload(ctx, bucket, demo.ScriptName, demo.Tampered(rel.Script))
 	require.NoError(t, err)

@@ -6,13 +6,11 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,23 +56,8 @@ func TestEmulatorWorkflow(t *testing.T) {
 	if testing.Short() || os.Getenv("TAMPERGUARD_SLOW_TESTS") == "" {
 		t.Skip("SKIPPED: the emulator workflow end to end links fake-gcs-server, pubsub-emulator and tamperguard (~15s of CPU with a warm build cache) and runs them as processes; set TAMPERGUARD_SLOW_TESTS=1 to run it (CI does), not under -short")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir := t.TempDir()
-	bins, err := demo.Build(ctx, dir)
-	require.NoError(t, err)
-
-	stack, err := demo.StartEmulators(ctx, bins, demo.StackOptions{
-		Project: "tamperguard-local", Topic: "gcs-events", Subscription: "tamperguard-watch",
-		Buckets: []string{bucket, stateBucket}, EventBucket: bucket,
-	})
-	require.NoError(t, err)
-	defer stack.Close()
-
-	rel, err := demo.NewRelease(dir, "v1.0.0", demo.ScriptName, demo.Script(0))
-	require.NoError(t, err)
-	cfg := filepath.Join(dir, "tamperguard.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(rel.Config(bucket, demo.ScriptName, stateBucket)), 0o644))
+	w := newWorld(t, 3*time.Minute, demo.StackOptions{})
+	ctx, bins, stack, rel, cfg := w.ctx, w.bins, w.stack, w.rel, w.cfg
 
 	// A subscription that does not exist is refused at start, not waited on forever.
 	nope, err := demo.Start("watch (no subscription)", bins.Tamperguard, []string{"watch", "--config", cfg,
