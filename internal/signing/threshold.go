@@ -49,21 +49,33 @@ func (k *Keys) VerifyThreshold(message []byte, sigs [][]byte, threshold int) (Th
 		k = &Keys{now: time.Now, log: slog.Default()}
 	}
 	var res ThresholdResult
-	seen := map[string]bool{}
+	var found []Verified
+	var inputs []int
 	for i, sig := range sigs {
-		found, err := k.verifyEach(message, sig)
+		vs, err := k.verifyEach(message, sig)
 		if err != nil {
 			res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %w", i+1, err))
 		}
-		for _, v := range found {
-			id := v.Signer.ID()
-			if seen[id] {
-				res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %s already counted", i+1, v.Signer))
-				continue
-			}
-			seen[id] = true
-			res.Signers = append(res.Signers, v)
+		for _, v := range vs {
+			found = append(found, v)
+			inputs = append(inputs, i+1)
 		}
+	}
+	return tally(res, found, inputs, threshold)
+}
+
+// tally counts the good signatures found (inputs[i] is the 1-based input found[i] came
+// from) once per distinct pinned key, and refuses fewer than threshold.
+func tally(res ThresholdResult, found []Verified, inputs []int, threshold int) (ThresholdResult, error) {
+	seen := map[string]bool{}
+	for i, v := range found {
+		id := v.Signer.ID()
+		if seen[id] {
+			res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %s already counted", inputs[i], v.Signer))
+			continue
+		}
+		seen[id] = true
+		res.Signers = append(res.Signers, v)
 	}
 	if len(res.Signers) >= threshold {
 		return res, nil
