@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -82,10 +83,12 @@ func (k *Keys) NewFileCheck(sigs [][]byte, threshold int) (*FileCheck, error) {
 	}
 	if len(c.checks) < threshold {
 		msg := fmt.Sprintf("%d signatures by pinned keys offered, %d distinct pinned keys required", len(c.checks), threshold)
+		var first error
 		if len(c.refused) > 0 {
-			msg += "; first refusal: " + c.refused[0].Error()
+			first = c.refused[0]
+			msg += "; first refusal: " + first.Error()
 		}
-		return nil, refuse(ErrThresholdNotMet, "%s", quoteCut(msg, 300))
+		return nil, thresholdRefusal(msg, first)
 	}
 	for _, s := range c.checks {
 		switch {
@@ -149,7 +152,7 @@ func cryptoHash(a checksum.Algorithm) crypto.Hash {
 func (k *Keys) prepareInput(n int, sig []byte) (found []*fileSig, err error) {
 	defer recoverParser(&err)
 	if IsSigstoreBundle(sig) {
-		alg, err := bundleDigestAlgorithm(sig)
+		alg, err := k.bundleForFile(sig)
 		if err != nil {
 			return nil, err
 		}
@@ -258,17 +261,30 @@ func (k *Keys) cosignForFile(sig []byte) ([]byte, error) {
 	return nil, refuse(ErrWeakAlgorithm, "cosign signature over a file, but every pinned cosign key is Ed25519, whose signatures cover the whole file and cannot be checked while it streams")
 }
 
-// bundleDigestAlgorithm is the digest a message-signature bundle signs: SHA-256 unless
-// the bundle says SHA2_512.
-func bundleDigestAlgorithm(data []byte) (checksum.Algorithm, error) {
+// bundleForFile reads what a message-signature bundle signs (a SHA-256 digest unless the
+// bundle says SHA2_512) and refuses, before the file is read, a bundle that nothing pinned
+// could verify: signed with a key while no cosign key is pinned, keyless while no identity is.
+func (k *Keys) bundleForFile(data []byte) (checksum.Algorithm, error) {
 	if len(data) > MaxBundleSize {
 		return 0, refuse(ErrMalformed, "Sigstore bundle is %d bytes, more than the %d accepted", len(data), MaxBundleSize)
 	}
 	if !isProtoBundle(data) {
-		return checksum.SHA256, nil // cosign's pre-v3 format signs SHA-256 digests
+		// cosign's pre-v3 format: a certificate makes it keyless; it signs SHA-256 digests.
+		var probe struct {
+			Cert string `json:"cert"`
+		}
+		keyless := json.Unmarshal(data, &probe) == nil && probe.Cert != ""
+		return checksum.SHA256, k.bundleSignerPinned(keyless)
 	}
 	b, err := parseBundle(data, nil)
 	if err != nil {
+		return 0, err
+	}
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return 0, refuse(ErrMalformed, "Sigstore bundle without usable verification material (%s)", libErr(err))
+	}
+	if err := k.bundleSignerPinned(vc.Certificate() != nil); err != nil {
 		return 0, err
 	}
 	sc, err := b.SignatureContent()
@@ -286,6 +302,17 @@ func bundleDigestAlgorithm(data []byte) (checksum.Algorithm, error) {
 		return checksum.SHA256, nil
 	}
 	return 0, refuse(ErrWeakAlgorithm, "Sigstore bundle signs a %s digest (SHA2_256 or SHA2_512 accepted)", quote(m.DigestAlgorithm(), 20))
+}
+
+// bundleSignerPinned refuses a bundle whose kind of signer nothing pinned can vouch for.
+func (k *Keys) bundleSignerPinned(keyless bool) error {
+	switch {
+	case keyless && (k.sigstore == nil || len(k.sigstore.identities) == 0):
+		return refuse(ErrUnknownKey, "keyless Sigstore bundle, but no Sigstore identity is pinned (keys.sigstore)")
+	case !keyless && len(k.cosign) == 0:
+		return refuse(ErrUnknownKey, "Sigstore bundle signed with a key, but no cosign key is pinned")
+	}
+	return nil
 }
 
 // Write hashes the next bytes of the file. It never fails.

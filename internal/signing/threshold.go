@@ -91,10 +91,31 @@ func tally(res ThresholdResult, found []Verified, inputs []int, threshold int) (
 	if len(res.Refused) > 0 {
 		msg += "; first refusal: " + res.Refused[0].Error()
 	}
-	if len(msg) > 300 {
-		msg = quoteCut(msg, 300)
+	var first error
+	if len(res.Refused) > 0 {
+		first = res.Refused[0]
 	}
-	return res, refuse(ErrThresholdNotMet, "%s", msg)
+	return res, thresholdRefusal(msg, first)
+}
+
+// thresholdError is a k-of-n refusal: it matches ErrThresholdNotMet and, so that a caller
+// can still tell why a single signature did not count, the first refusal's reasons.
+type thresholdError struct {
+	msg   string
+	first error
+}
+
+func (e *thresholdError) Error() string { return e.msg }
+func (e *thresholdError) Unwrap() []error {
+	if e.first == nil {
+		return []error{ErrThresholdNotMet}
+	}
+	return []error{ErrThresholdNotMet, e.first}
+}
+
+// thresholdRefusal builds the refusal with a bounded message (first is already in msg).
+func thresholdRefusal(msg string, first error) error {
+	return &thresholdError{msg: quoteCut(ErrThresholdNotMet.Error()+": "+msg, 360), first: first}
 }
 
 // verifyEach returns every good pinned signature in one input: each signature
