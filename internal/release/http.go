@@ -69,13 +69,13 @@ type URLOptions struct {
 
 // URLSource reads a signed checksum file from a URL.
 type URLSource struct {
-	url, files  string   // templates
-	signatures  []string // signature templates, all read
-	hasTag      bool
-	fileSigned  bool
-	threshold   int
-	keys        *signing.Keys
-	get         *getter
+	url, files string   // templates
+	signatures []string // signature templates, all read
+	hasTag     bool
+	fileSigned bool
+	threshold  int
+	keys       *signing.Keys
+	get        *getter
 }
 
 var _ Source = (*URLSource)(nil)
