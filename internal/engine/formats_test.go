@@ -10,11 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/release"
 )
 
 // The release formats real projects sign with, end to end: a rule in the configuration, a
@@ -29,7 +32,7 @@ type fileHost struct {
 	redir map[string]string
 }
 
-func newFileHost(t *testing.T) *fileHost {
+func newFileHost(t testing.TB) *fileHost {
 	h := &fileHost{files: map[string][]byte{}, redir: map[string]string{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
@@ -61,7 +64,7 @@ func (h *fileHost) drop(path string) {
 	delete(h.files, path)
 }
 
-func fixture(t *testing.T, elem ...string) []byte {
+func fixture(t testing.TB, elem ...string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(testdata(t, elem...))
 	require.NoError(t, err)
@@ -450,4 +453,56 @@ func TestAttestedObject(t *testing.T) {
 		neverActed(t, h, d, "npm/sigstore-2.0.0.tgz", g, engine.ReasonSignatureRefused)
 		assert.Contains(t, d.Error, "refs/tags/v2.0.0")
 	})
+}
+
+// benchCheck streams benchData through the release check of x.
+func benchCheck(b *testing.B, x release.Expected) {
+	data := benchData()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := engine.CheckReader(b.Context(), x, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchExpected is what a release of the given kind expects of install.sh.
+func benchExpected(b *testing.B, host *fileHost, rel string, keys string, name string) release.Expected {
+	cfg, err := config.Parse(config.Source{Name: "bench.yaml", Dir: b.TempDir(), Data: []byte(`rules:
+  - bucket: b-1
+    objects: ["x"]
+    release: {` + rel + `}
+    keys: {` + keys + `}
+`)})
+	require.NoError(b, err)
+	r, err := release.NewResolver(release.ResolverOptions{}).Resolve(b.Context(), cfg.Policy.Rules[0].Source, release.Latest, time.Time{})
+	require.NoError(b, err)
+	x, err := r.Expect(b.Context(), name)
+	require.NoError(b, err)
+	return x
+}
+
+// BenchmarkCheckSHA256, ...SHA512 and ...SignatureOverFile stream the same bytes through the
+// check each kind of rule makes (compare with BenchmarkHashPipeline: a SHA-512 rule also
+// measures the SHA-256 alerts show; a signature over the file hashes once per signature).
+func BenchmarkCheckSHA256(b *testing.B) {
+	host := newFileHost(b)
+	host.put("/s/SHA256SUMS", fixture(b, "release", "SHA256SUMS"))
+	host.put("/s/SHA256SUMS.asc", fixture(b, "release", "SHA256SUMS.asc"))
+	benchCheck(b, benchExpected(b, host, `url: "`+host.srv.URL+`/s/SHA256SUMS"`, `openpgp: [`+testdata(b, "keys", "maintainer-ed25519.asc")+`]`, "install.sh"))
+}
+
+func BenchmarkCheckSHA512(b *testing.B) {
+	host := newFileHost(b)
+	host.put("/s/SHA512SUMS", fixture(b, "wire", "SHA512SUMS"))
+	host.put("/s/SHA512SUMS.asc", fixture(b, "wire", "SHA512SUMS.asc"))
+	benchCheck(b, benchExpected(b, host, `url: "`+host.srv.URL+`/s/SHA512SUMS"`, `openpgp: [`+testdata(b, "wire", "filesigner-ed25519.asc")+`]`, "install.sh"))
+}
+
+// The signature covers install.sh, not these bytes: the check fails, after the same work.
+func BenchmarkCheckSignatureOverFile(b *testing.B) {
+	host := newFileHost(b)
+	host.put("/f/install.sh.asc", fixture(b, "wire", "install.sh.asc"))
+	benchCheck(b, benchExpected(b, host, `url: "`+host.srv.URL+`/f/{name}", signed: file`, `openpgp: [`+testdata(b, "wire", "filesigner-ed25519.asc")+`]`, "install.sh"))
 }
