@@ -140,6 +140,12 @@ func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, obj
 			case err != nil:
 				out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, fmt.Errorf("reading %s: %w", object, err)
 				return out
+			case measured && c.Size != checked.Size:
+				// Read twice (the release changed how it vouches meanwhile): a file that
+				// changed, or a stream that cannot be read again, is not judged.
+				out.Verdict, out.Reason = VerdictUnverifiable, ReasonObjectUnreadable
+				out.Err = fmt.Errorf("reading %s again gave %d bytes, not %d: it changed, or cannot be read twice", object, c.Size, checked.Size)
+				return out
 			}
 		}
 		checked, measured = c, true

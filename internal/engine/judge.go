@@ -75,7 +75,9 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 		}
 		j.exp = fresh
 		again, reused, err := fresh.Expected.Recheck(ctx, checked)
-		if err == nil && !reused {
+		if err != nil {
+			err = &checkError{err}
+		} else if !reused {
 			again, err = e.checkGeneration(ctx, fresh, bucket, object, attrs.Generation)
 		}
 		if err != nil {

@@ -32,6 +32,10 @@ import (
 const (
 	// maxAttestedAssets bounds the attestation lookups of one release.
 	maxAttestedAssets = 16
+	// maxAttestationMisses bounds the lookups that find nothing before a release is given up
+	// as unattested: anyone who can create releases (with assets, which GitHub lists with
+	// digests) must not make each one cost a lookup per asset.
+	maxAttestationMisses = 3
 	// maxAttestationsPerDigest bounds the attestations verified for one digest.
 	maxAttestationsPerDigest = 8
 	// maxLookupCache bounds the digests one release remembers lookups of.
@@ -196,14 +200,14 @@ func (s *GitHubSource) attestedRelease(ctx context.Context, tag string, assets [
 	slices.SortFunc(list, func(a, b githubAsset) int { return strings.Compare(a.Name, b.Name) })
 	var found []attestation
 	var refusal error
-	lookups := 0
+	lookups, verified := 0, 0
 	covered := map[checksum.Digest]bool{}
 	for _, a := range list {
 		d, ok := assetDigest(a)
 		if !ok || covered[d] {
 			continue
 		}
-		if lookups == maxAttestedAssets {
+		if lookups == maxAttestedAssets || len(found) == 0 && lookups-verified == maxAttestationMisses {
 			break
 		}
 		lookups++
@@ -221,6 +225,7 @@ func (s *GitHubSource) attestedRelease(ctx context.Context, tag string, assets [
 			}
 			continue
 		}
+		verified++
 		for _, at := range as {
 			for _, sub := range at.Subjects {
 				if sd, ok := sub.Sum.SHA256(); ok {

@@ -619,3 +619,25 @@ func TestGitHubFormats(t *testing.T) {
 		assert.ErrorIs(t, err, signing.ErrThresholdNotMet)
 	})
 }
+
+// Anyone who can create releases gets their assets listed with digests: a release whose
+// first few lookups find nothing is given up, not looked up asset by asset.
+func TestGitHubAttestationLookupsAreBounded(t *testing.T) {
+	g := newFakeAttestations(t)
+	var assets []any
+	for i := range 10 {
+		body := []byte(fmt.Sprintf("asset %d", i))
+		assets = append(assets, map[string]any{"id": 500 + i, "name": fmt.Sprintf("a%d", i), "size": len(body), "state": "uploaded",
+			"digest": "sha256:" + webSHA(body).String()})
+	}
+	g.putJSON(t, "/repos/sigstore/sigstore-js/releases/tags/v9.9.9", map[string]any{"tag_name": "v9.9.9", "assets": assets})
+	_, err := g.source(t, GitHubOptions{Repo: "sigstore/sigstore-js", Attestations: true, Keys: keylessKeys(t, jsIdentity), Checksums: "-"}).Fetch(t.Context(), "v9.9.9")
+	assert.ErrorIs(t, err, ErrUnsigned)
+	lookups := 0
+	for _, p := range g.api.paths() {
+		if strings.Contains(p, "/attestations/") {
+			lookups++
+		}
+	}
+	assert.Equal(t, maxAttestationMisses, lookups)
+}
