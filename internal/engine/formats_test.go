@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -505,4 +506,46 @@ func BenchmarkCheckSignatureOverFile(b *testing.B) {
 	host := newFileHost(b)
 	host.put("/f/install.sh.asc", fixture(b, "wire", "install.sh.asc"))
 	benchCheck(b, benchExpected(b, host, `url: "`+host.srv.URL+`/f/{name}", signed: file`, `openpgp: [`+testdata(b, "wire", "filesigner-ed25519.asc")+`]`, "install.sh"))
+}
+
+// The consumer-side check (tamperguard verify) judges a local file the same way.
+func TestVerifyLocalFormats(t *testing.T) {
+	host := newFileHost(t)
+	host.put("/s/SHA512SUMS", fixture(t, "wire", "SHA512SUMS"))
+	host.put("/s/SHA512SUMS.asc", fixture(t, "wire", "SHA512SUMS.asc"))
+	host.put("/f/install.sh.asc", fixture(t, "wire", "install.sh.asc"))
+	cfg, err := config.Parse(config.Source{Name: "v.yaml", Dir: t.TempDir(), Data: []byte(`rules:
+  - bucket: b-1
+    objects: ["s512/install.sh"]
+    release: {url: "` + host.srv.URL + `/s/SHA512SUMS"}
+    keys: {openpgp: [` + testdata(t, "wire", "filesigner-ed25519.asc") + `]}
+  - bucket: b-1
+    objects: ["f/install.sh"]
+    release: {url: "` + host.srv.URL + `/f/{name}", signed: file}
+    keys: {openpgp: [` + testdata(t, "wire", "filesigner-ed25519.asc") + `]}
+`)})
+	require.NoError(t, err)
+	good := fixture(t, "release", "install.sh")
+	verify := func(object string, data []byte) engine.LocalResult {
+		m, ok := cfg.Policy.Match("b-1", object)
+		require.True(t, ok)
+		return engine.VerifyLocal(t.Context(), release.NewResolver(release.ResolverOptions{}), m, object,
+			func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	}
+
+	r := verify("s512/install.sh", good)
+	assert.Equal(t, engine.VerdictOK, r.Verdict, r.Err)
+	assert.Nil(t, r.Expected, "no SHA-256 is listed")
+	assert.Equal(t, "SHA-512", r.Checked.Want.Algorithm().Name())
+	r = verify("s512/install.sh", tampered(good))
+	assert.Equal(t, engine.VerdictTampered, r.Verdict)
+	assert.NotEqual(t, r.Checked.Want, r.Checked.Sum)
+
+	r = verify("f/install.sh", good)
+	assert.Equal(t, engine.VerdictOK, r.Verdict, r.Err)
+	assert.Equal(t, "openpgp", r.Checked.Vouched.Signer.Scheme)
+	// A local file has no other copy to prove the signature is not the attacker's.
+	r = verify("f/install.sh", tampered(good))
+	assert.Equal(t, engine.VerdictUnverifiable, r.Verdict)
+	assert.Equal(t, engine.ReasonNotVouched, r.Reason)
 }
