@@ -40,6 +40,9 @@ const (
 	maxAttestationsPerDigest = 8
 	// maxLookupCache bounds the digests one release remembers lookups of.
 	maxLookupCache = 1024
+	// maxAttestationEvidence bounds the bundles kept as a release's evidence (the floor in
+	// the state bucket, whose records are read back with a bound); past it none are kept.
+	maxAttestationEvidence = 4 << 20
 )
 
 // attestPolicy is what the attestations of a source's releases must meet.
@@ -243,11 +246,17 @@ func (s *GitHubSource) attestedRelease(ctx context.Context, tag string, assets [
 		return nil, fmt.Errorf("%w: %s: no asset has an attestation (looked up %d digests)", ErrUnsigned, where, lookups)
 	}
 	ev := &Evidence{Tag: tag, Assets: ids}
+	size := 0
 	for _, a := range found {
 		ev.Attestations = append(ev.Attestations, a.bundle)
 		ev.AttestedVia = append(ev.AttestedVia, a.via)
+		size += len(a.bundle)
 	}
-	return s.attestedFrom(ev, found, where)
+	rel, err := s.attestedFrom(ev, found, where)
+	if err == nil && size > maxAttestationEvidence {
+		rel.Evidence = nil // the floor is then kept in memory only
+	}
+	return rel, err
 }
 
 // reverifyAttested verifies kept attestations again, offline.
