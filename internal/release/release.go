@@ -1,8 +1,11 @@
 // Package release turns what the maintainers signed into the digest an object must have.
 //
 // A Release is only ever built by a Source after the signature over its checksum file (or
-// over the git tag that carries it) verified against keys pinned in tamperguard's own
-// configuration. Nothing read from the bucket takes part.
+// over the git tag that carries it, or the attestations of its assets) verified against keys
+// pinned in tamperguard's own configuration. The one exception says so: a release signed file
+// by file (release.signed: file) is only where the files and their signatures are, and each
+// file's signatures are verified over its bytes when it is checked (check.go). Nothing read
+// from the bucket takes part.
 package release
 
 import (
