@@ -174,3 +174,26 @@ func TestFormatWarnings(t *testing.T) {
 	assert.Contains(t, cfg.Warnings[0], "line 4: rules[0].release: signed: file has no release-wide signed time")
 	assert.Contains(t, cfg.Warnings[1], `attestation_ref: "refs/heads/main" names no {tag}`)
 }
+
+// The README's example for Codecov's layout is a configuration tamperguard accepts, and it
+// sends latest/ and a version directory to the rules it says.
+func TestReadmeCodecovExampleParses(t *testing.T) {
+	readme := readTestdata(t, "..", "README.md")
+	_, rest, ok := strings.Cut(readme, "### Example: Codecov's own layout")
+	require.True(t, ok)
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	require.True(t, ok)
+	example, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	cfg, err := parseString(t, strings.ReplaceAll(example, "keys/codecov_pgp_keys.asc", "codecov/codecov_pgp_keys.asc"))
+	require.NoError(t, err)
+	assert.Empty(t, cfg.Warnings)
+	m, ok := cfg.Policy.Match("codecov-cli", "latest/linux/codecov")
+	require.True(t, ok)
+	assert.Equal(t, "latest", m.Tag)
+	assert.Equal(t, "codecov", m.Entry("latest/linux/codecov"))
+	assert.Equal(t, "27034E7FDB850E0BBC2C62FF806BB28AED779869", cfg.Rules[0].PinnedKeys().Signers()[0].Fingerprint)
+	m, ok = cfg.Policy.Match("codecov-cli", "v0.7.4/linux/codecov")
+	require.True(t, ok)
+	assert.Equal(t, "v0.7.4", m.Tag)
+}
