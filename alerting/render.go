@@ -417,8 +417,14 @@ func fields(d *engine.Decision, o RenderOptions) []Field {
 		}
 		f = append(f, Field{"Expected SHA-256 (signed)", v})
 	}
+	if d.ExpectedDigest != "" {
+		f = append(f, Field{"Expected digest (signed)", []Span{val(d.ExpectedDigest)}})
+	}
 	if d.ActualSHA256 != "" && d.Verdict != engine.VerdictMissing {
 		f = append(f, Field{"Found SHA-256", []Span{val(d.ActualSHA256), lit("\n" + sizeText(d.Size))}})
+	}
+	if d.ActualDigest != "" && d.Verdict != engine.VerdictMissing {
+		f = append(f, Field{"Found digest", []Span{val(d.ActualDigest)}})
 	}
 	if d.Release != "" || d.Signer != "" || d.ReleaseInfo != nil {
 		f = append(f, Field{"Signed release", releaseSpans(d)})

@@ -49,13 +49,18 @@ locals {
         release = { for k, v in r.release : k => v if v != null }
         keys = merge(
           { for k in ["openpgp", "ssh", "cosign"] : k => r.keys[k] if length(r.keys[k]) > 0 },
+          length(r.keys.sigstore) > 0 ? { sigstore = [for id in r.keys.sigstore : { for k, v in id : k => v if v != null }] } : {},
+          r.keys.threshold != null ? { threshold = r.keys.threshold } : {},
           r.keys.openpgp_allow_sha1_self_signatures_unsafe ? { openpgp_allow_sha1_self_signatures_unsafe = true } : {},
         )
         on_mismatch   = r.on_mismatch
         fallback      = r.fallback
         cache_control = r.cache_control
       },
-      { for k, v in { metadata = { for mk, mv in r.metadata : mk => mv if mv != null } } : k => v if length(v) > 0 },
+      { for k, v in {
+        metadata = { for mk, mv in r.metadata : mk => mv if mv != null }
+        sigstore = { for sk, sv in r.sigstore : sk => sv if sv != null }
+      } : k => v if length(v) > 0 },
     )]
   }
   config_yaml = yamlencode(local.config)

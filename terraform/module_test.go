@@ -707,6 +707,8 @@ func TestRulesMatchTheConfigurationFormat(t *testing.T) {
 	assert.Equal(t, yamlFields(config.Rule{}), keysOf(merge(rules, "bucket")), "a rule's fields (bucket is filled in by the module)")
 	assert.Equal(t, yamlFields(config.ReleaseSpec{}), keysOf(objectFields(t, rules["release"])))
 	assert.Equal(t, yamlFields(config.KeySpec{}), keysOf(objectFields(t, rules["keys"])))
+	assert.Equal(t, yamlFields(config.SigstoreIdentitySpec{}), keysOf(objectFields(t, objectFields(t, rules["keys"])["sigstore"])))
+	assert.Equal(t, yamlFields(config.SigstoreSpec{}), keysOf(objectFields(t, rules["sigstore"])))
 	assert.Equal(t, yamlFields(config.MetadataSpec{}), keysOf(objectFields(t, rules["metadata"])))
 
 	cons, ok := m.locals["config"].Expr.(*hclsyntax.ObjectConsExpr)

@@ -135,11 +135,13 @@ variable "rules" {
     tamperguard's rules for the watched bucket (the configuration's `rules:`; the bucket is
     filled in). Each rule: `objects` (names or path.Match globs, `{tag}` captures a release
     tag), `release` (exactly one of `git`, `url` or `github`, plus `tag`, `checksums`,
-    `entry`, `signature`, `files`, `github_api`, `tags`, `prereleases`, `github_token_env`), `keys` (the pinned public keys, inline:
-    armored OpenPGP, `ssh-…` lines, cosign PEM; `openpgp_allow_sha1_self_signatures_unsafe`
-    accepts SHA-1 self-signatures, unsafe), `on_mismatch` (restore | quarantine |
-    alert), `fallback` (quarantine | alert), `cache_control` and protected `metadata`.
-    See the README's "Configuration".
+    `entry`, `signature`, `signatures`, `files`, `github_api`, `tags`, `prereleases`,
+    `github_token_env`, `signed`, `attestations`, `attestation_ref`), `keys` (the pinned public keys, inline:
+    armored OpenPGP, `ssh-…` lines, cosign PEM; keyless `sigstore` identities; `threshold`
+    for k-of-n; `openpgp_allow_sha1_self_signatures_unsafe`
+    accepts SHA-1 self-signatures, unsafe), `sigstore` (`trusted_root`, inline JSON),
+    `on_mismatch` (restore | quarantine | alert), `fallback` (quarantine | alert),
+    `cache_control` and protected `metadata`. See the README's "Configuration".
   EOT
   type = list(object({
     objects = list(string)
@@ -160,15 +162,41 @@ variable "rules" {
       # The environment variable holding a GitHub token for the API (default GITHUB_TOKEN);
       # pass the variable to the function yourself (e.g. from Secret Manager).
       github_token_env = optional(string)
+      # More signature URLs / asset names (k-of-n: one per signer); all are read.
+      signatures = optional(list(string))
+      # What the signatures cover: "checksums" (default) or "file" (url names each released
+      # file with {name}; each has a detached signature of its own).
+      signed = optional(string)
+      # github only: GitHub artifact attestations (SLSA provenance by a keys.sigstore
+      # identity) vouch for the release's files instead of a checksum file; the source ref
+      # they must be built from (default refs/tags/{tag}).
+      attestations    = optional(bool)
+      attestation_ref = optional(string)
     })
     keys = object({
       openpgp = optional(list(string), [])
       ssh     = optional(list(string), [])
       cosign  = optional(list(string), [])
+      # Keyless signers (Sigstore bundles, attestations): issuer or issuer_regexp, identity
+      # or identity_regexp (anchored with ^), optional source_repository. Need
+      # sigstore.trusted_root.
+      sigstore = optional(list(object({
+        issuer            = optional(string)
+        issuer_regexp     = optional(string)
+        identity          = optional(string)
+        identity_regexp   = optional(string)
+        source_repository = optional(string)
+      })), [])
+      # k-of-n: how many distinct pinned keys (or keyless identities) must have signed.
+      threshold = optional(number)
       # Unsafe: accepts OpenPGP keys whose self-signatures use SHA-1 (broken); refresh the
       # key instead. SHA-1 data signatures stay refused.
       openpgp_allow_sha1_self_signatures_unsafe = optional(bool, false)
     })
+    # The Sigstore trusted root (trusted_root.json) keyless signatures chain to, inline.
+    sigstore = optional(object({
+      trusted_root = optional(string)
+    }), {})
     on_mismatch   = optional(string, "restore")
     fallback      = optional(string, "quarantine")
     cache_control = optional(string, "no-cache")
@@ -203,8 +231,8 @@ variable "rules" {
   }
 
   validation {
-    condition     = alltrue([for r in var.rules : length(concat(r.keys.openpgp, r.keys.ssh, r.keys.cosign)) > 0])
-    error_message = "Each rule needs at least one pinned public key (keys.openpgp, keys.ssh or keys.cosign): without one nothing can be verified."
+    condition     = alltrue([for r in var.rules : length(concat(r.keys.openpgp, r.keys.ssh, r.keys.cosign)) + length(r.keys.sigstore) > 0])
+    error_message = "Each rule needs at least one pinned public key (keys.openpgp, keys.ssh or keys.cosign) or keyless identity (keys.sigstore): without one nothing can be verified."
   }
 
   validation {

@@ -376,5 +376,9 @@ fi
 "$here/gen-signing.sh"
 # The release-format fixtures (clearsigned files, k-of-n, cosign v3 bundles) too.
 "$here/gen-formats.sh"
+# The fixtures of the rules that use those formats (a signature over each file, SHA-512
+# checksums, Codecov's layout, the attested npm package); after gen-formats.sh, whose cosign
+# v3 it uses.
+"$here/gen-wire.sh"
 
 echo "gen.sh: fixtures regenerated (cosign $cosign_version)" >&2

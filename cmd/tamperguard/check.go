@@ -130,7 +130,14 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 	case engine.VerdictOK, engine.VerdictIgnored:
 		return
 	case engine.VerdictTampered:
-		fmt.Fprintf(w, "TAMPERED: %s (sha256 %s) is not what release %s signed (%s); action: %s", where, d.ActualSHA256, d.Release, d.ExpectedSHA256, d.Action)
+		switch {
+		case d.ExpectedDigest != "":
+			fmt.Fprintf(w, "TAMPERED: %s (%s) is not what release %s signed (%s); action: %s", where, d.ActualDigest, d.Release, d.ExpectedDigest, d.Action)
+		case d.ExpectedSHA256 == "":
+			fmt.Fprintf(w, "TAMPERED: %s (sha256 %s) is not what release %s vouches for (by a signature over the file or an attestation); action: %s", where, d.ActualSHA256, d.Release, d.Action)
+		default:
+			fmt.Fprintf(w, "TAMPERED: %s (sha256 %s) is not what release %s signed (%s); action: %s", where, d.ActualSHA256, d.Release, d.ExpectedSHA256, d.Action)
+		}
 	case engine.VerdictMissing:
 		fmt.Fprintf(w, "MISSING: %s is not in the bucket; action: %s", where, d.Action)
 	default:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
@@ -25,6 +26,10 @@ type verifyLine struct {
 	Verdict        string `json:"verdict"`
 	ExpectedSHA256 string `json:"expected_sha256"`
 	ActualSHA256   string `json:"actual_sha256"`
+	// ExpectedDigest and ActualDigest: the signed digest and the file's, when the release
+	// lists another algorithm than SHA-256 ("sha512:<hex>").
+	ExpectedDigest string `json:"expected_digest,omitempty"`
+	ActualDigest   string `json:"actual_digest,omitempty"`
 	Size           int64  `json:"size"`
 	Release        string `json:"release"`
 	Signer         string `json:"signer"`
@@ -99,9 +104,15 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	if r.Actual != nil {
 		line.ActualSHA256 = r.Actual.String()
 	}
+	if w := r.Checked.Want; !w.IsZero() && w.Algorithm() != checksum.SHA256 {
+		line.ExpectedDigest, line.ActualDigest = digestText(w), digestText(r.Checked.Sum)
+	}
 	if r.Release != nil {
 		line.Release = r.Release.Tag
 		line.Signer = r.Release.Signer.ID()
+		if s := r.Checked.Vouched.Signer; s.Scheme != "" {
+			line.Signer = s.ID() // a signature over the file, an attestation
+		}
 		if f := r.Release.Floor; f != nil && f.Reason != nil {
 			line.Floor = f.Reason.Error()
 		}
@@ -126,6 +137,12 @@ func runVerify(ctx context.Context, e env, args []string) error {
 	}
 }
 
+// digestText is a digest as "sha512:<hex>".
+func digestText(s checksum.Sum) string {
+	b, _ := s.MarshalText()
+	return string(b)
+}
+
 // explainVerify tells a person on stderr what the JSON line means.
 func explainVerify(w io.Writer, file string, r engine.LocalResult) {
 	if r.Release != nil {
@@ -146,7 +163,11 @@ func explainVerify(w io.Writer, file string, r engine.LocalResult) {
 		fmt.Fprintf(w, "OK: %s is %s as signed in release %s by %s\n", file, r.Object, r.Release.Name(), r.Release.Signer)
 	case engine.VerdictTampered:
 		fmt.Fprintf(w, "TAMPERED: %s is NOT the %s that release %s lists (signed by %s).\n", file, r.Object, r.Release.Name(), r.Release.Signer)
-		fmt.Fprintf(w, "  expected sha256 %s\n  actual   sha256 %s (%d bytes)\n", r.Expected, r.Actual, r.Size)
+		if c := r.Checked; !c.Want.IsZero() && c.Want.Algorithm() != checksum.SHA256 {
+			fmt.Fprintf(w, "  expected %s\n  actual   %s (%d bytes)\n", c.Want.Label(), c.Sum.Label(), r.Size)
+		} else {
+			fmt.Fprintf(w, "  expected sha256 %s\n  actual   sha256 %s (%d bytes)\n", r.Expected, r.Actual, r.Size)
+		}
 		fmt.Fprintln(w, "  Do not run or install it.")
 	default:
 		fmt.Fprintf(w, "UNVERIFIABLE: cannot tell whether %s is the signed %s: %v\n", file, r.Object, r.Err)

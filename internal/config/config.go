@@ -73,6 +73,8 @@ type Rule struct {
 	// Metadata is the protected metadata the objects must carry; fields left empty are
 	// taken from the last good generation.
 	Metadata MetadataSpec `yaml:"metadata"`
+	// Sigstore configures Sigstore verification for the rule's keys (formats.go).
+	Sigstore SigstoreSpec `yaml:"sigstore"`
 
 	// Line is the rule's line in the configuration, for messages.
 	Line int `yaml:"-"`
@@ -102,6 +104,19 @@ type ReleaseSpec struct {
 	// GitHubTokenEnv names the environment variable holding the GitHub token of a github
 	// source (default GITHUB_TOKEN, when set). It is sent only to the GitHub API host.
 	GitHubTokenEnv string `yaml:"github_token_env"`
+	// Signatures are more signature URL templates / asset names besides Signature (k-of-n:
+	// each signer publishes one); all of them are read.
+	Signatures []string `yaml:"signatures"`
+	// Signed is what the signatures cover: "checksums" (a checksum file; the default) or
+	// "file" (a url source whose url names each released file, {name}, with a detached
+	// signature over the file itself).
+	Signed string `yaml:"signed"`
+	// Attestations (github only) vouches for the release's files with GitHub artifact
+	// attestations (SLSA provenance by a keys.sigstore identity) instead of a checksum file.
+	Attestations bool `yaml:"attestations"`
+	// AttestationRef is the source ref the attestations must have been built from; default
+	// refs/tags/{tag}. A ref without {tag} (a branch) lets any build from it vouch.
+	AttestationRef string `yaml:"attestation_ref"`
 }
 
 // EnvGitHubToken is read for a github source's token when the rule names no variable.
@@ -132,6 +147,12 @@ type KeySpec struct {
 	OpenPGP []string `yaml:"openpgp"`
 	SSH     []string `yaml:"ssh"`
 	Cosign  []string `yaml:"cosign"`
+	// Sigstore are the keyless signers trusted (Sigstore bundles and attestations whose
+	// Fulcio certificate names them); they need the rule's sigstore.trusted_root.
+	Sigstore []SigstoreIdentitySpec `yaml:"sigstore"`
+	// Threshold is how many distinct pinned keys (or keyless identities) must have signed:
+	// k-of-n, default 1.
+	Threshold int `yaml:"threshold"`
 
 	// OpenPGPAllowSHA1SelfSignaturesUnsafe accepts OpenPGP keys whose self-signatures
 	// use SHA-1 after the standard policy's cut-off (2023-02-01). Unsafe: SHA-1 is
@@ -340,7 +361,7 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 			}
 		}
 	}
-	if strings.Contains(rs.Entry, "/") || (rs.Entry != "" && strings.Count(rs.Entry, tagPlaceholder) > 1) {
+	if (strings.Contains(rs.Entry, "/") && !rs.Attestations) || (rs.Entry != "" && strings.Count(rs.Entry, tagPlaceholder) > 1) {
 		return fmt.Errorf("%s.release.entry: %q must be a file name as listed in the checksum file", at("release", "entry"), rs.Entry)
 	}
 
@@ -380,6 +401,9 @@ func (r *Rule) validate(root *yaml.Node, i int, dir string, getenv func(string) 
 	}
 	r.keys = keys
 
+	if err := r.checkFormats(root, i); err != nil {
+		return err
+	}
 	src, err := r.buildSource(keys, dir, token)
 	if err != nil {
 		return fmt.Errorf("%s.release: %w", at("release"), err)
@@ -433,7 +457,8 @@ func (r *Rule) githubToken(getenv func(string) string) (string, error) {
 // warnings names what this valid rule cannot protect against.
 func (r *Rule) warnings(root *yaml.Node, i int) []string {
 	rs := &r.Release
-	pgp, other := false, false
+	out := r.formatWarnings(root, i)
+	pgp, other := len(r.Keys.Sigstore) > 0, false // keyless bundles carry a verified time too
 	for _, s := range r.keys.Signers() {
 		if s.Scheme == "openpgp" {
 			pgp = true
@@ -441,8 +466,8 @@ func (r *Rule) warnings(root *yaml.Node, i int) []string {
 			other = true
 		}
 	}
-	if !other {
-		return nil
+	if !other || rs.Signed == signedFile || rs.Attestations {
+		return out
 	}
 	where := fmt.Sprintf("line %d: rules[%d].release", lineOf(root, "rules", i, "release"), i)
 	schemes := "ssh and cosign signatures carry no signing time"
@@ -450,16 +475,16 @@ func (r *Rule) warnings(root *yaml.Node, i int) []string {
 	switch {
 	case rs.URL != "" && !strings.Contains(rs.URL, tagPlaceholder):
 		if pgp {
-			return []string{fmt.Sprintf("%s: %s, so while the newest checksum file at %s is signed with ssh or cosign, an older validly signed one put back there passes unless its file names carry versions; to detect that, %s, or put {tag} in the url",
-				where, schemes, redactedURL(rs.URL), how)}
+			return append(out, fmt.Sprintf("%s: %s, so while the newest checksum file at %s is signed with ssh or cosign, an older validly signed one put back there passes unless its file names carry versions; to detect that, %s, or put {tag} in the url",
+				where, schemes, redactedURL(rs.URL), how))
 		}
-		return []string{fmt.Sprintf("%s: rollback cannot be detected: %s, so an older validly signed checksum file put back at %s passes unless its file names carry versions; to detect it, %s, or put {tag} in the url",
-			where, schemes, redactedURL(rs.URL), how)}
+		return append(out, fmt.Sprintf("%s: rollback cannot be detected: %s, so an older validly signed checksum file put back at %s passes unless its file names carry versions; to detect it, %s, or put {tag} in the url",
+			where, schemes, redactedURL(rs.URL), how))
 	case rs.GitHub != "" && !pgp:
-		return []string{fmt.Sprintf("%s: rollback cannot be detected: GitHub release names are not signed and %s, so an older signed release re-uploaded under a newer name passes unless its checksum file names versioned files; to detect it, %s",
-			where, schemes, how)}
+		return append(out, fmt.Sprintf("%s: rollback cannot be detected: GitHub release names are not signed and %s, so an older signed release re-uploaded under a newer name passes unless its checksum file names versioned files; to detect it, %s",
+			where, schemes, how))
 	}
-	return nil
+	return out
 }
 
 // redactedURL is a configured URL without credentials or query, for messages.
@@ -492,8 +517,8 @@ func (r *Rule) buildSource(keys *signing.Keys, dir, token string) (release.Sourc
 		if rs.Checksums == "" {
 			rs.Checksums = "SHA256SUMS"
 		}
-		if rs.Signature != "" || rs.Files != "" || rs.GitHubAPI != "" {
-			return nil, errors.New("signature, files and github_api do not apply to a git source (the tag itself is signed)")
+		if rs.Signature != "" || len(rs.Signatures) > 0 || rs.Files != "" || rs.GitHubAPI != "" {
+			return nil, errors.New("signature, signatures, files and github_api do not apply to a git source (the tag itself is signed)")
 		}
 		repo := rs.Git
 		// A local repository path is relative to the configuration, like key paths.
@@ -510,24 +535,27 @@ func (r *Rule) buildSource(keys *signing.Keys, dir, token string) (release.Sourc
 		if rs.Tag == release.Latest && strings.Contains(rs.URL, tagPlaceholder) {
 			return nil, fmt.Errorf("tag: latest cannot list the releases behind url %q: give an exact tag, use {tag} in the object names, or a git/github source", redactedURL(rs.URL))
 		}
-		return release.NewURL(release.URLOptions{URL: rs.URL, Signature: rs.Signature, Files: rs.Files, Keys: keys})
+		return release.NewURL(release.URLOptions{URL: rs.URL, Signature: rs.Signature, Signatures: rs.Signatures, Files: rs.Files,
+			Keys: keys, Threshold: r.Keys.Threshold, FileSigned: rs.Signed == signedFile})
 	default:
-		if rs.Checksums == "" {
+		if rs.Checksums == "" && !rs.Attestations {
 			rs.Checksums = "SHA256SUMS"
 		}
 		if rs.Files != "" {
 			return nil, errors.New("files does not apply to a github source (release assets are used)")
 		}
 		return release.NewGitHub(release.GitHubOptions{Repo: rs.GitHub, API: rs.GitHubAPI, Checksums: rs.Checksums,
-			Signature: rs.Signature, Keys: keys, Token: token, Prereleases: rs.Prereleases})
+			Signature: rs.Signature, Signatures: rs.Signatures, Threshold: r.Keys.Threshold,
+			Attestations: rs.Attestations, AttestationRef: rs.AttestationRef,
+			Keys: keys, Token: token, Prereleases: rs.Prereleases})
 	}
 }
 
 // loadKeys reads every pinned key. A key is given inline or as a path relative to the
 // configuration file.
 func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, error) {
-	if len(r.Keys.OpenPGP)+len(r.Keys.SSH)+len(r.Keys.Cosign) == 0 {
-		return nil, fmt.Errorf("line %d: rules[%d].keys: no keys: a rule needs at least one pinned openpgp, ssh or cosign public key", lineOf(root, "rules", i, "keys"), i)
+	if len(r.Keys.OpenPGP)+len(r.Keys.SSH)+len(r.Keys.Cosign)+len(r.Keys.Sigstore) == 0 {
+		return nil, fmt.Errorf("line %d: rules[%d].keys: no keys: a rule needs at least one pinned openpgp, ssh or cosign public key or sigstore identity", lineOf(root, "rules", i, "keys"), i)
 	}
 	if r.Keys.OpenPGPAllowSHA1SelfSignaturesUnsafe && len(r.Keys.OpenPGP) == 0 {
 		return nil, fmt.Errorf("line %d: rules[%d].keys.openpgp_allow_sha1_self_signatures_unsafe: set, but the rule pins no openpgp key; remove it", lineOf(root, "rules", i, "keys", "openpgp_allow_sha1_self_signatures_unsafe"), i)
@@ -582,12 +610,20 @@ func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, erro
 	if err != nil {
 		return nil, err
 	}
+	sigstore, err := r.sigstoreOptions(root, i, dir)
+	if err != nil {
+		return nil, err
+	}
 	keys, err := signing.NewKeys(pgp, ssh, cos, signing.Options{
 		AllowSHA1SelfSignaturesUnsafe: r.Keys.OpenPGPAllowSHA1SelfSignaturesUnsafe,
+		Sigstore:                      sigstore,
 	})
 	if err != nil {
 		var ke *signing.KeyError
 		if errors.As(err, &ke) {
+			if ke.Scheme == "sigstore" {
+				return nil, r.sigstoreKeyError(root, i, ke)
+			}
 			var o origin
 			switch ke.Scheme {
 			case "openpgp":
@@ -604,6 +640,9 @@ func (r *Rule) loadKeys(root *yaml.Node, i int, dir string) (*signing.Keys, erro
 			return nil, fmt.Errorf("line %d: rules[%d].keys.%s[%d]%s: %w", lineOf(root, "rules", i, "keys", o.field, o.index), i, o.field, o.index, in, ke.Err)
 		}
 		return nil, fmt.Errorf("line %d: rules[%d].keys: %w", lineOf(root, "rules", i, "keys"), i, err)
+	}
+	if err := r.checkThreshold(root, i, keys); err != nil {
+		return nil, err
 	}
 	return keys, nil
 }

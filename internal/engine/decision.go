@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/gsref"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -12,19 +13,24 @@ import (
 // are the JSON line every command prints; the embedded Detail is what alerts and logs need
 // besides, and is not printed.
 type Decision struct {
-	Bucket             string  `json:"bucket"`
-	Object             string  `json:"object"`
-	Generation         int64   `json:"generation"`
-	Verdict            Verdict `json:"verdict"`
-	ExpectedSHA256     string  `json:"expected_sha256"`
-	ActualSHA256       string  `json:"actual_sha256"`
-	Size               int64   `json:"size"`
-	Release            string  `json:"release"`
-	Signer             string  `json:"signer"`
-	Action             Action  `json:"action"`
-	RestoredGeneration int64   `json:"restored_generation,omitempty"`
-	Reason             Reason  `json:"reason,omitempty"`
-	Error              string  `json:"error,omitempty"`
+	Bucket         string  `json:"bucket"`
+	Object         string  `json:"object"`
+	Generation     int64   `json:"generation"`
+	Verdict        Verdict `json:"verdict"`
+	ExpectedSHA256 string  `json:"expected_sha256"`
+	ActualSHA256   string  `json:"actual_sha256"`
+	// ExpectedDigest and ActualDigest are the signed digest and the bytes' digest when the
+	// release lists another algorithm than SHA-256 ("sha512:<hex>"); ExpectedSHA256 is then
+	// set only when the release lists a SHA-256 as well, ActualSHA256 always.
+	ExpectedDigest     string `json:"expected_digest,omitempty"`
+	ActualDigest       string `json:"actual_digest,omitempty"`
+	Size               int64  `json:"size"`
+	Release            string `json:"release"`
+	Signer             string `json:"signer"`
+	Action             Action `json:"action"`
+	RestoredGeneration int64  `json:"restored_generation,omitempty"`
+	Reason             Reason `json:"reason,omitempty"`
+	Error              string `json:"error,omitempty"`
 	// Incident names the incident record when the decision acted on one.
 	Incident string `json:"incident,omitempty"`
 	// Floor says why the object was judged against the last release that verified (the
@@ -83,10 +89,22 @@ func (d *Decision) fill(j judged) {
 		d.Size = j.attrs.Size
 		d.Created = j.attrs.Created
 	}
-	if j.verdict == VerdictOK || j.verdict == VerdictTampered {
-		d.ActualSHA256 = j.actual.String()
-	}
 	d.expect(j.exp)
+	if j.verdict == VerdictOK || j.verdict == VerdictTampered {
+		d.ActualSHA256 = j.checked.SHA256.String()
+		if alg := j.checked.Sum.Algorithm(); alg != checksum.SHA256 && !j.checked.Sum.IsZero() {
+			d.ActualDigest = sumText(j.checked.Sum)
+		}
+		if d.ExpectedSHA256 == "" && d.ExpectedDigest == "" {
+			d.expected(j.checked.Want) // an attestation found by the bytes' digest
+		}
+	}
+	if v := j.checked.Vouched.Signer; d.Signer == "" && v.Scheme != "" {
+		d.Signer = v.ID()
+	}
+	if j.proof != nil {
+		j.proof.vouch(d)
+	}
 	if j.err != nil {
 		d.Error = j.err.Error()
 	}
@@ -98,13 +116,39 @@ func (d *Decision) expect(exp Expectation) {
 		return
 	}
 	d.ReleaseInfo, d.Release, d.Skipped = exp.Release, exp.Release.Tag, exp.Release.Skipped
-	d.Signer = exp.Release.Signer.ID()
+	d.Signer = ""
+	if s := exp.Release.Signer; s.Scheme != "" {
+		d.Signer = s.ID() // a release signed file by file has none: each file's signer says
+	}
 	if f := exp.Release.Floor; f != nil && f.Reason != nil {
 		d.Floor = f.Reason.Error()
 	}
 	if exp.Entry.Name != "" {
-		d.ExpectedSHA256 = exp.Entry.Digest.String()
+		d.expected(exp.Entry.Sum)
+		if d.ExpectedSHA256 == "" && exp.Entry.HasSHA256() {
+			d.ExpectedSHA256 = exp.Entry.Digest.String() // listed besides the stronger digest
+		}
 	}
+}
+
+// expected records the signed digest.
+func (d *Decision) expected(sum checksum.Sum) {
+	switch {
+	case sum.IsZero():
+	case sum.Algorithm() == checksum.SHA256:
+		d.ExpectedSHA256 = sum.String()
+	default:
+		d.ExpectedDigest = sumText(sum)
+	}
+}
+
+// sumText is a digest as "sha512:<hex>".
+func sumText(s checksum.Sum) string {
+	b, err := s.MarshalText()
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
 
 // setErr records what failed; a store's transient failure makes the decision a retry.

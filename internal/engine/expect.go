@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,25 +14,30 @@ import (
 	"github.com/tamperguard/tamperguard/internal/release"
 )
 
-// Expectation is what an object must hash to, and who said so.
+// Expectation is what an object must be, and who said so.
 type Expectation struct {
 	Release *release.Release
-	Entry   checksum.Entry
+	// Entry is the signed digest listed for the object (Entry.Sum; its algorithm is the one
+	// the object is hashed with). Its Sum is zero when the release vouches for the bytes
+	// otherwise (a signature over the file, an attestation found by the bytes' digest).
+	Entry checksum.Entry
+	// Expected is how bytes are checked against the release (release.Expected.Check).
+	Expected release.Expected
 }
 
-// Expect resolves the signed digest for object under the matched rule. startedAfter, when
-// set, asks for a release lookup that started at or after that instant (see
+// Expect resolves what the release says object must be under the matched rule. startedAfter,
+// when set, asks for a release lookup that started at or after that instant (see
 // release.Resolver.Resolve); it is used once more before a mismatch is declared.
 func Expect(ctx context.Context, res *release.Resolver, m policy.Match, object string, startedAfter time.Time) (Expectation, error) {
 	rel, err := res.Resolve(ctx, m.Rule.Source, m.Tag, startedAfter)
 	if err != nil {
 		return Expectation{}, err
 	}
-	e, err := rel.Lookup(m.Entry(object))
+	x, err := rel.Expect(ctx, m.Entry(object))
 	if err != nil {
 		return Expectation{Release: rel}, err
 	}
-	return Expectation{Release: rel, Entry: e}, nil
+	return Expectation{Release: rel, Entry: x.Entry, Expected: x}, nil
 }
 
 // hashBufSize is large enough that SHA-256, not the copy loop, bounds throughput.
@@ -53,35 +59,57 @@ func HashReader(r io.Reader) (checksum.Digest, int64, error) {
 	return d, n, nil
 }
 
+// CheckReader streams r through a check of x in constant memory: hashed with the signed
+// digest's algorithm, or through the signatures over the file. It is the only way the
+// engine judges bytes against a release. An error is either reading r or, wrapped in
+// checkError, the check itself (an attestation lookup that failed).
+func CheckReader(ctx context.Context, x release.Expected, r io.Reader) (release.Checked, error) {
+	c, err := x.NewCheck()
+	if err != nil {
+		return release.Checked{}, &checkError{err}
+	}
+	bp := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(bp)
+	if _, err := io.CopyBuffer(c, r, *bp); err != nil {
+		return release.Checked{}, err
+	}
+	checked, err := c.Done(ctx)
+	if err != nil {
+		return checked, &checkError{err}
+	}
+	return checked, nil
+}
+
+// checkError is a check that could not be made (not a read of the bytes that failed).
+type checkError struct{ err error }
+
+func (e *checkError) Error() string { return e.err.Error() }
+func (e *checkError) Unwrap() error { return e.err }
+
 // LocalResult is the verdict on a local copy of a published object.
 type LocalResult struct {
-	Object   string
-	Verdict  Verdict
+	Object  string
+	Verdict Verdict
+	// Expected and Actual are SHA-256 digests: the signed one (nil when the release lists
+	// another algorithm, or no digest) and the file's.
 	Expected *checksum.Digest
 	Actual   *checksum.Digest
-	Size     int64
-	Release  *release.Release
-	Reason   Reason
-	Err      error
+	// Checked is the full verdict: the signed digest in its own algorithm (Want), the file's
+	// digest in that algorithm (Sum), and what vouched when no digest is listed.
+	Checked release.Checked
+	Size    int64
+	Release *release.Release
+	Reason  Reason
+	Err     error
 }
 
 // VerifyLocal judges a local file that claims to be object (the consumer-side check). A
 // mismatch is only declared after the release was resolved once more, uncached.
 func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, object string, open func() (io.ReadCloser, error)) LocalResult {
 	out := LocalResult{Object: object}
-	f, err := open()
-	if err != nil {
-		out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, err
-		return out
-	}
-	actual, size, err := HashReader(f)
-	f.Close()
-	if err != nil {
-		out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, fmt.Errorf("reading %s: %w", object, err)
-		return out
-	}
-	out.Actual, out.Size = &actual, size
 	started := time.Now()
+	var checked release.Checked
+	measured := false
 	for _, after := range []time.Time{{}, started} {
 		exp, err := Expect(ctx, res, m, object, after)
 		out.Release = exp.Release
@@ -89,9 +117,45 @@ func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, obj
 			out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonOf(err), err
 			return out
 		}
-		d := exp.Entry.Digest
-		out.Expected = &d
-		if d == actual {
+		c, reused := release.Checked{}, false
+		if measured {
+			if c, reused, err = exp.Expected.Recheck(ctx, checked); err != nil {
+				out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonOf(err), err
+				return out
+			}
+		}
+		if !reused {
+			f, err := open()
+			if err != nil {
+				out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, err
+				return out
+			}
+			c, err = CheckReader(ctx, exp.Expected, f)
+			f.Close()
+			var ce *checkError
+			switch {
+			case errors.As(err, &ce):
+				out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonOf(ce.err), ce.err
+				return out
+			case err != nil:
+				out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonObjectUnreadable, fmt.Errorf("reading %s: %w", object, err)
+				return out
+			case measured && c.Size != checked.Size:
+				// Read twice (the release changed how it vouches meanwhile): a file that
+				// changed, or a stream that cannot be read again, is not judged.
+				out.Verdict, out.Reason = VerdictUnverifiable, ReasonObjectUnreadable
+				out.Err = fmt.Errorf("reading %s again gave %d bytes, not %d: it changed, or cannot be read twice", object, c.Size, checked.Size)
+				return out
+			}
+		}
+		checked, measured = c, true
+		actual := c.SHA256
+		out.Actual, out.Size, out.Checked = &actual, c.Size, c
+		out.Expected = nil
+		if d, ok := c.Want.SHA256(); ok {
+			out.Expected = &d
+		}
+		if c.OK {
 			out.Verdict, out.Reason, out.Err = VerdictOK, "", nil
 			return out
 		}
@@ -100,5 +164,11 @@ func VerifyLocal(ctx context.Context, res *release.Resolver, m policy.Match, obj
 		}
 	}
 	out.Verdict = VerdictTampered
+	if !checked.Want.IsZero() || checked.Why == nil {
+		return out
+	}
+	// Nothing signed names a digest for it, and what vouches refused these bytes: a local
+	// file has no other copy to prove the signature is not the attacker's.
+	out.Verdict, out.Reason, out.Err = VerdictUnverifiable, ReasonNotVouched, checked.Why
 	return out
 }

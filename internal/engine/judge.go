@@ -9,21 +9,26 @@ import (
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/policy"
+	"github.com/tamperguard/tamperguard/internal/release"
 )
 
 // judged is the verdict on one generation's bytes.
 type judged struct {
 	attrs     ObjectAttrs
 	exp       Expectation
-	actual    checksum.Digest
+	checked   release.Checked
 	verdict   Verdict
 	reason    Reason
 	err       error
 	transient bool
+	// proof is, when the release names no digest for the object, the other copy that passed
+	// the check its bytes failed (what makes them tampered, and what a restore writes).
+	proof *goodSource
 }
 
-// judge hashes exactly generation gen and compares it with the signed digest, resolving
-// the release once more, uncached, before a mismatch counts.
+// judge reads exactly generation gen through the release's check (hashed and compared with
+// the signed digest, or through the signatures over the file), resolving the release once
+// more, uncached, before a mismatch counts.
 func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object string, gen int64) judged {
 	var j judged
 	// Any release lookup that starts from here on started after the judged generation was
@@ -51,17 +56,12 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 		j.transient = isTransientRelease(err)
 		return j
 	}
-	actual, n, err := e.hashGeneration(ctx, bucket, object, attrs.Generation)
+	checked, err := e.checkGeneration(ctx, exp, bucket, object, attrs.Generation)
 	if err != nil {
-		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
-		j.transient = errors.Is(err, ErrTransient)
-		if errors.Is(err, ErrObjectNotFound) {
-			j.reason, j.transient = ReasonGenerationGone, false
-		}
-		return j
+		return j.failed(err)
 	}
-	j.actual, j.attrs.Size = actual, n
-	if actual == exp.Entry.Digest {
+	j.checked, j.attrs.Size = checked, checked.Size
+	if checked.OK {
 		j.verdict = VerdictOK
 		return j
 	}
@@ -74,13 +74,83 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 			return j
 		}
 		j.exp = fresh
-		if actual == fresh.Entry.Digest {
+		again, reused, err := fresh.Expected.Recheck(ctx, checked)
+		if err != nil {
+			err = &checkError{err}
+		} else if !reused {
+			again, err = e.checkGeneration(ctx, fresh, bucket, object, attrs.Generation)
+		}
+		if err != nil {
+			return j.failed(err)
+		}
+		j.checked = again
+		if again.OK {
 			j.verdict = VerdictOK
 			return j
 		}
 	}
+	if !j.exp.Expected.Proven() {
+		// No signed digest to compare with: the bytes are tampered only if other bytes pass
+		// the check they failed; otherwise the signature (or attestation) is as suspect.
+		src, err := e.goodSource(ctx, m, bucket, object, j.exp, attrs.Generation)
+		switch {
+		case err != nil:
+			return j.failed(err)
+		case src == nil:
+			j.verdict, j.reason = VerdictUnverifiable, ReasonNotVouched
+			j.err = fmt.Errorf("%s: %s refused these bytes and no other copy passes it either: %w", ref(bucket, object, attrs.Generation), j.exp.Expected.How, notVouched(j.checked))
+			return j
+		}
+		j.proof = src
+	}
 	j.verdict = VerdictTampered
 	return j
+}
+
+// notVouched is why bytes without a signed digest did not pass.
+func notVouched(c release.Checked) error {
+	if c.Why != nil {
+		return c.Why
+	}
+	return errors.New("not vouched for")
+}
+
+// failed records a check that could not be made: the bytes could not be read, or the check
+// itself failed (an attestation lookup).
+func (j judged) failed(err error) judged {
+	var ce *checkError
+	if errors.As(err, &ce) {
+		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonOf(ce.err), ce.err
+		j.transient = isTransientRelease(ce.err) || errors.Is(ce.err, ErrTransient)
+		return j
+	}
+	j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
+	j.transient = errors.Is(err, ErrTransient)
+	if errors.Is(err, ErrObjectNotFound) {
+		j.reason, j.transient = ReasonGenerationGone, false
+	}
+	return j
+}
+
+// checkGeneration reads exactly that generation through the release's check, bounded by the
+// size limit.
+func (e *Engine) checkGeneration(ctx context.Context, exp Expectation, bucket, object string, gen int64) (release.Checked, error) {
+	r, err := e.store.Open(ctx, bucket, object, gen)
+	if err != nil {
+		return release.Checked{}, err
+	}
+	defer r.Close()
+	c, err := CheckReader(ctx, exp.Expected, io.LimitReader(r, e.maxSize+1))
+	var ce *checkError
+	switch {
+	case errors.As(err, &ce):
+		return c, err
+	case err != nil:
+		return c, fmt.Errorf("reading %s: %w", ref(bucket, object, gen), err)
+	case c.Size > e.maxSize:
+		return c, fmt.Errorf("%s grew past the %d-byte limit while being read", ref(bucket, object, gen), e.maxSize)
+	}
+	return c, nil
 }
 
 // hashGeneration streams exactly that generation through SHA-256.

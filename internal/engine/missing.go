@@ -12,11 +12,10 @@ import (
 // of it: deleting bytes that were not the signed ones, with nothing good to put back, is not
 // news (a quarantine, or a maintainer's clean-up); losing a good object is.
 func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision, inc *incident, exp Expectation, deletedGen int64) (alert bool) {
-	want := exp.Entry.Digest
-	if e.ownRestoreLive(ctx, d, inc.key, want) || d.Transient {
+	if e.ownRestoreLive(ctx, d, inc.key, checkedBy(exp)) || d.Transient {
 		return true
 	}
-	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, want, 0, exp)
+	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, exp, 0)
 	switch {
 	case err != nil:
 		d.Action = ActionFailed
@@ -25,14 +24,14 @@ func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision
 	case src == nil:
 		d.Reason = ReasonNoGoodSource
 		d.Action = ActionFailed
-		if deletedGen != 0 {
-			if sum, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, deletedGen); err == nil && sum != want {
+		if deletedGen != 0 && exp.Expected.Proven() {
+			if ok, err := e.holdsSigned(ctx, d.Bucket, d.Object, deletedGen, checkedBy(exp)); err == nil && !ok {
 				d.Action = ActionNone
 				return false
 			}
 		}
 	default:
-		e.writeGood(ctx, m, d, inc, src, Condition{DoesNotExist: true}, want)
+		e.writeGood(ctx, m, d, inc, src, Condition{DoesNotExist: true}, src.sha256)
 	}
 	return true
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/policy"
+	"github.com/tamperguard/tamperguard/internal/release"
+	"github.com/tamperguard/tamperguard/internal/signing"
 )
 
 // maxVersionCandidates bounds how many older generations are hashed in search of good bytes.
@@ -21,9 +23,9 @@ const maxVersionCandidates = 20
 var ErrSourceMismatch = errors.New("restore source does not match the signed digest")
 
 // ownRestoreLive reports whether the live generation is tamperguard's restore for this
-// incident: it carries the incident's marker and hashes to the signed digest (the marker
-// alone proves nothing: anyone who can write the bucket can set it). Then d says restored.
-func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, want checksum.Digest) bool {
+// incident: it carries the incident's marker and holds the signed bytes (the marker alone
+// proves nothing: anyone who can write the bucket can set it). Then d says restored.
+func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, want signedBytes) bool {
 	live, err := e.store.Attrs(ctx, d.Bucket, d.Object, 0)
 	if err != nil {
 		if !errors.Is(err, ErrObjectNotFound) {
@@ -34,12 +36,12 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 	if live.Meta.Custom[markerKey] != key {
 		return false
 	}
-	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, live.Generation)
+	ok, err := e.holdsSigned(ctx, d.Bucket, d.Object, live.Generation, want)
 	if err != nil {
 		d.setErr(fmt.Errorf("verifying restored %s: %w", ref(d.Bucket, d.Object, live.Generation), err))
 		return false
 	}
-	if got != want {
+	if !ok {
 		e.log.Warn("the live generation claims to be tamperguard's restore but is not the signed bytes", "incident", key,
 			"bucket", d.Bucket, "object", d.Object, "generation", live.Generation)
 		return false
@@ -53,6 +55,31 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 		d.GoodContent = e.sample(ctx, d.Bucket, d.Object, live)
 	}
 	return true
+}
+
+// signedBytes says which bytes are the signed ones: those whose SHA-256 is known (bytes that
+// already passed the release's check, such as what a restore wrote), or whatever passes the
+// release's check.
+type signedBytes struct {
+	sha256 checksum.Digest
+	known  bool
+	exp    Expectation
+}
+
+// knownBytes are the bytes with this SHA-256 (which passed the check before).
+func knownBytes(d checksum.Digest) signedBytes { return signedBytes{sha256: d, known: true} }
+
+// checkedBy are the bytes that pass exp's check.
+func checkedBy(exp Expectation) signedBytes { return signedBytes{exp: exp} }
+
+// holdsSigned reports whether generation gen holds the signed bytes.
+func (e *Engine) holdsSigned(ctx context.Context, bucket, object string, gen int64, want signedBytes) (bool, error) {
+	if want.known {
+		got, _, err := e.hashGeneration(ctx, bucket, object, gen)
+		return err == nil && got == want.sha256, err
+	}
+	c, err := e.checkGeneration(ctx, want.exp, bucket, object, gen)
+	return err == nil && c.OK, err
 }
 
 // sample reads a generation for the alert's diff, when it is small enough.
@@ -101,17 +128,18 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		return
 	}
 	vr := &verifyingReader{r: r, h: sha256.New(), want: want}
+	src.vouch(d)
 	attrs, err := e.store.Write(ctx, d.Bucket, d.Object, cond, meta, vr)
 	r.Close()
 	switch {
 	case errors.Is(err, ErrPrecondition):
-		if !e.ownRestoreLive(ctx, d, inc.key, want) && !d.Transient {
+		if !e.ownRestoreLive(ctx, d, inc.key, knownBytes(want)) && !d.Transient {
 			d.Action = ActionSkippedNewer
 		}
 		return
 	case err != nil:
 		// A write whose answer was cut short may have committed all the same.
-		if e.ownRestoreLive(ctx, d, inc.key, want) {
+		if e.ownRestoreLive(ctx, d, inc.key, knownBytes(want)) {
 			d.Source = src.name
 			return
 		}
@@ -140,12 +168,12 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
 }
 
-// goodVersion finds the newest generation other than skipGen whose bytes hash to want.
+// goodVersion finds the newest generation other than skipGen whose bytes pass exp's check.
 // A candidate that cannot be read is passed over; a transient failure ends the search.
-func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64) (ObjectAttrs, bool, error) {
+func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Expectation, skipGen int64) (ObjectAttrs, release.Checked, bool, error) {
 	versions, err := e.store.Versions(ctx, bucket, object)
 	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
+		return ObjectAttrs{}, release.Checked{}, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
 	}
 	tried := 0
 	for _, v := range versions {
@@ -156,18 +184,19 @@ func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want ch
 			break
 		}
 		tried++
-		sum, _, err := e.hashGeneration(ctx, bucket, object, v.Generation)
+		c, err := e.checkGeneration(ctx, exp, bucket, object, v.Generation)
 		if err != nil {
-			if errors.Is(err, ErrTransient) {
-				return ObjectAttrs{}, false, err
+			var ce *checkError
+			if errors.Is(err, ErrTransient) || errors.As(err, &ce) && isTransientRelease(ce.err) {
+				return ObjectAttrs{}, release.Checked{}, false, err
 			}
 			continue // pruned meanwhile, or unreadable: try the next one
 		}
-		if sum == want {
-			return v, true, nil
+		if c.OK {
+			return v, c, true, nil
 		}
 	}
-	return ObjectAttrs{}, false, nil
+	return ObjectAttrs{}, release.Checked{}, false, nil
 }
 
 // goodSource is where verified bytes for a restore come from.
@@ -175,13 +204,27 @@ type goodSource struct {
 	name string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
 	meta Metadata
 	open func(ctx context.Context) (io.ReadCloser, error)
+	// sha256 is the SHA-256 of the bytes, which passed the release's check: what is written
+	// is compared with it, and so is what reads back.
+	sha256 checksum.Digest
+	// vouched is what vouched for them when the release names no digest (a signature over
+	// the file, an attestation).
+	vouched signing.Verified
 }
 
-// goodSource finds bytes that hash to want: the newest other generation in the bucket
-// that does, else the release's own copy. Every candidate is hashed; a candidate that does
-// not match is never used. nil, nil means there is none.
-func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
-	if v, ok, err := e.goodVersion(ctx, bucket, object, want, skipGen); err != nil {
+// vouch names, on a decision whose release has no signer of its own (signed file by file),
+// the signer that vouched for the bytes restored.
+func (s *goodSource) vouch(d *Decision) {
+	if d.Signer == "" && s.vouched.Signer.Scheme != "" {
+		d.Signer = s.vouched.Signer.ID()
+	}
+}
+
+// goodSource finds bytes that pass exp's check: the newest other generation in the bucket
+// that does, else the release's own copy. Every candidate is checked; a candidate that does
+// not pass is never used. nil, nil means there is none.
+func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, exp Expectation, skipGen int64) (*goodSource, error) {
+	if v, c, ok, err := e.goodVersion(ctx, bucket, object, exp, skipGen); err != nil {
 		return nil, err
 	} else if ok {
 		return &goodSource{
@@ -190,6 +233,7 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 			open: func(ctx context.Context) (io.ReadCloser, error) {
 				return e.store.Open(ctx, bucket, object, v.Generation)
 			},
+			sha256: c.SHA256, vouched: c.Vouched,
 		}, nil
 	}
 	if exp.Release == nil {
@@ -201,16 +245,20 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 		e.log.Info("release carries no usable copy", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
 		return nil, nil
 	}
-	sum, _, err := HashReader(io.LimitReader(rc, e.maxSize+1))
+	c, err := CheckReader(ctx, exp.Expected, io.LimitReader(rc, e.maxSize+1))
 	rc.Close()
-	if err != nil || sum != want {
-		e.log.Warn("release copy does not match its own signed digest; not used", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
+	if err == nil && c.Size > e.maxSize {
+		err = fmt.Errorf("over the %d-byte limit", e.maxSize)
+	}
+	if err != nil || !c.OK {
+		e.log.Warn("release copy does not pass the release's own check; not used", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
 		return nil, nil
 	}
 	rel := exp.Release
 	return &goodSource{
-		name: "release " + rel.Name(),
-		open: func(ctx context.Context) (io.ReadCloser, error) { return rel.Open(ctx, entry) },
+		name:   "release " + rel.Name(),
+		open:   func(ctx context.Context) (io.ReadCloser, error) { return rel.Open(ctx, entry) },
+		sha256: c.SHA256, vouched: c.Vouched,
 	}, nil
 }
 

@@ -13,7 +13,6 @@ import (
 // bad bytes as evidence, then restores the signed bytes (GenerationMatch: the bad
 // generation), quarantines, or only alerts, as the rule says.
 func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision, inc *incident, j judged) {
-	want := j.exp.Entry.Digest
 	e.noteBad(ctx, d, j.attrs)
 	if ev, err := e.keepEvidence(ctx, j.attrs); err != nil {
 		if errors.Is(err, ErrTransient) || ctx.Err() != nil {
@@ -26,7 +25,10 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 		d.Evidence = ev
 	}
 
-	src, srcErr := e.goodSource(ctx, m, d.Bucket, d.Object, want, j.attrs.Generation, j.exp)
+	src, srcErr := j.proof, error(nil)
+	if src == nil {
+		src, srcErr = e.goodSource(ctx, m, d.Bucket, d.Object, j.exp, j.attrs.Generation)
+	}
 	if srcErr != nil && (errors.Is(srcErr, ErrTransient) || ctx.Err() != nil) {
 		d.setErr(srcErr)
 		d.Transient = true
@@ -53,7 +55,7 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 				d.Action = ActionNone
 			}
 		default:
-			e.writeGood(ctx, m, d, inc, src, Condition{GenerationMatch: j.attrs.Generation}, want)
+			e.writeGood(ctx, m, d, inc, src, Condition{GenerationMatch: j.attrs.Generation}, src.sha256)
 		}
 	}
 }
@@ -64,7 +66,7 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 // its own event: the alert says this one was served until it was replaced.
 func (e *Engine) tamperedReplaced(ctx context.Context, m policy.Match, d *Decision, inc *incident, j judged) {
 	e.noteBad(ctx, d, j.attrs)
-	if e.ownRestoreLive(ctx, d, inc.key, j.exp.Entry.Digest) || d.Transient {
+	if e.ownRestoreLive(ctx, d, inc.key, checkedBy(j.exp)) || d.Transient {
 		return
 	}
 	if m.Rule.OnMismatch == policy.Quarantine {

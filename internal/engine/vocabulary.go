@@ -60,6 +60,7 @@ const (
 	ReasonReleaseNotFound    Reason = "release_not_found"   // the release (tag) does not exist
 	ReasonReleaseInvalid     Reason = "release_invalid"     // the release is malformed (checksum file, tag)
 	ReasonEntryMissing       Reason = "entry_missing"       // the signed checksum file does not list the object
+	ReasonNotVouched         Reason = "not_vouched"         // no signed digest is listed, what vouches (a signature over the file, an attestation) refused the bytes, and no other copy passes it
 )
 
 // Reasons about the object in the bucket.

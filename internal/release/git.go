@@ -480,7 +480,7 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, tagData []b
 	if err != nil {
 		return nil, fmt.Errorf("%s in tag %q of %s: %w", s.checksums, tag, s.display, err)
 	}
-	sums, err := checksum.Parse(content)
+	sums, err := checksum.ParseAll(content)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s in tag %q of %s: %w", ErrInvalid, s.checksums, tag, s.display, err)
 	}
@@ -496,6 +496,7 @@ func (s *GitSource) release(ctx context.Context, tag string, id oid, tagData []b
 		Source:        s.Key(),
 		Tag:           tag,
 		Signer:        signer,
+		Signers:       []signing.Signer{signer},
 		Time:          t.Time,
 		Checksums:     sums,
 		ChecksumsName: s.checksums,
@@ -595,7 +596,7 @@ func (s *GitSource) reverify(ev *Evidence) (*Release, error) {
 	if err := checkObject(cur, objBlob, ev.Checksums); err != nil {
 		return nil, fmt.Errorf("the kept %s: %w", s.checksums, err)
 	}
-	sums, err := checksum.Parse(ev.Checksums)
+	sums, err := checksum.ParseAll(ev.Checksums)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the kept %s: %w", ErrInvalid, s.checksums, err)
 	}
@@ -603,6 +604,7 @@ func (s *GitSource) reverify(ev *Evidence) (*Release, error) {
 		Source:        s.Key(),
 		Tag:           ev.Tag,
 		Signer:        signer,
+		Signers:       []signing.Signer{signer},
 		Time:          t.Time,
 		Checksums:     sums,
 		ChecksumsName: s.checksums,

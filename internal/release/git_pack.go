@@ -286,7 +286,6 @@ type packStream struct {
 	seen     uint32
 	inflated int64
 	lim      packStreamLimits
-	cur      io.Reader // the data of the entry being read, if not consumed yet
 }
 
 type packStreamLimits struct {

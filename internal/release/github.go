@@ -37,9 +37,23 @@ type GitHubOptions struct {
 	API string
 	// Checksums is the asset name of the checksum file, e.g. "SHA256SUMS".
 	Checksums string
-	// Signature is the asset name of its detached signature; "" means Checksums+".asc",
-	// else Checksums+".sig".
+	// Signature is the asset name of its detached signature; "" means every one of
+	// Checksums+".asc", Checksums+".sig" and Checksums+".sigstore.json" that the release has
+	// (a signature is recognised by its content). A clearsigned checksum file named "*.asc"
+	// needs none.
 	Signature string
+	// Signatures are more signature asset names, read with Signature (k-of-n).
+	Signatures []string
+	// Threshold is how many distinct pinned keys must have signed (default 1).
+	Threshold int
+	// Attestations: the release is vouched for by GitHub artifact attestations of its assets
+	// (release.attestations: true) instead of a signed checksum file; Checksums and the
+	// signatures are not used.
+	Attestations bool
+	// AttestationRef is the source ref the attestations' certificates must name, "{tag}"
+	// standing for the release's tag; "" means "refs/tags/{tag}" (gh attestation verify's
+	// --source-ref for a release).
+	AttestationRef string
 	// Token is optional, sent as "Authorization: Bearer" to the API host only (never to the
 	// storage host a download redirects to); it never appears in errors.
 	Token string
@@ -59,7 +73,9 @@ type GitHubSource struct {
 	api               *url.URL // no trailing slash
 	apiDefault        bool
 	checksums         string
-	signatures        []string // asset names to try, in order
+	signatures        []string // signature asset names, every one present is read
+	threshold         int
+	attest            *attestPolicy // release.attestations: true
 	keys              *signing.Keys
 	get               *getter
 	prereleases       bool
@@ -81,24 +97,41 @@ func NewGitHub(opts GitHubOptions) (*GitHubSource, error) {
 	if opts.Keys == nil {
 		return nil, fmt.Errorf("github %s: no pinned keys", opts.Repo)
 	}
-	if err := checkAssetName(opts.Checksums); err != nil {
-		return nil, fmt.Errorf("github %s: checksums asset: %w", opts.Repo, err)
-	}
 	s := &GitHubSource{
 		repo:        opts.Repo,
 		owner:       owner,
 		name:        name,
 		checksums:   opts.Checksums,
+		threshold:   max(opts.Threshold, 1),
 		keys:        opts.Keys,
 		prereleases: opts.Prereleases,
 	}
-	if opts.Signature != "" {
-		if err := checkAssetName(opts.Signature); err != nil {
-			return nil, fmt.Errorf("github %s: signature asset: %w", opts.Repo, err)
+	if opts.Attestations {
+		p, err := newAttestPolicy(owner, name, opts.AttestationRef)
+		if err != nil {
+			return nil, fmt.Errorf("github %s: %w", opts.Repo, err)
 		}
-		s.signatures = []string{opts.Signature}
+		s.attest = p
 	} else {
-		s.signatures = []string{opts.Checksums + ".asc", opts.Checksums + ".sig"}
+		if err := checkAssetName(opts.Checksums); err != nil {
+			return nil, fmt.Errorf("github %s: checksums asset: %w", opts.Repo, err)
+		}
+		sigs := opts.Signatures
+		if opts.Signature != "" {
+			sigs = append([]string{opts.Signature}, sigs...)
+		}
+		if len(sigs) > maxSignatureURLs {
+			return nil, fmt.Errorf("github %s: %d signature assets, at most %d", opts.Repo, len(sigs), maxSignatureURLs)
+		}
+		for _, n := range sigs {
+			if err := checkAssetName(n); err != nil {
+				return nil, fmt.Errorf("github %s: signature asset: %w", opts.Repo, err)
+			}
+		}
+		if len(sigs) == 0 {
+			sigs = []string{opts.Checksums + ".asc", opts.Checksums + ".sig", opts.Checksums + ".sigstore.json"}
+		}
+		s.signatures = sigs
 	}
 	api := opts.API
 	if api == "" {
@@ -157,6 +190,9 @@ type githubAsset struct {
 	Name  string `json:"name"`
 	Size  int64  `json:"size"`
 	State string `json:"state"`
+	// Digest is "sha256:HEX" (GitHub computes it on upload; not signed: it only says what
+	// to look an attestation up by).
+	Digest string `json:"digest"`
 }
 
 // Candidates lists the published releases (no drafts; no pre-releases unless asked), as
@@ -203,12 +239,17 @@ func (s *GitHubSource) candidatesOf(rels []githubRelease) []Candidate {
 		switch {
 		case err != nil:
 			c.Refused = fmt.Errorf("%w: %s: %w", ErrInvalid, where, err)
+		case s.attest != nil:
+			c.ID, c.Refused = s.attest.candidate(r.Assets, where)
 		default:
-			sums, sig, err := s.pick(assets, where)
+			sums, sigs, err := s.pick(assets, where)
 			if err != nil {
 				c.Refused = err
 			} else {
-				c.ID = strconv.FormatInt(sums.ID, 10) + "/" + strconv.FormatInt(sig.ID, 10)
+				c.ID = strconv.FormatInt(sums.ID, 10)
+				for _, a := range sigs {
+					c.ID += "/" + strconv.FormatInt(a.ID, 10)
+				}
 			}
 		}
 		out = append(out, c)
@@ -216,18 +257,23 @@ func (s *GitHubSource) candidatesOf(rels []githubRelease) []Candidate {
 	return out
 }
 
-// pick finds the checksum file and signature assets of a release.
-func (s *GitHubSource) pick(assets map[string]githubAsset, where string) (sums, sig githubAsset, err error) {
+// pick finds the checksum file and signature assets of a release: every signature asset
+// it has. A checksum file named "*.asc" may be clearsigned and then needs no signature
+// asset (whether it is, its content says).
+func (s *GitHubSource) pick(assets map[string]githubAsset, where string) (sums githubAsset, sigs []githubAsset, err error) {
 	sums, ok := assets[s.checksums]
 	if !ok {
-		return sums, sig, fmt.Errorf("%w: %s has no asset %s", ErrNotFound, where, s.checksums)
+		return sums, nil, fmt.Errorf("%w: %s has no asset %s", ErrNotFound, where, s.checksums)
 	}
 	for _, n := range s.signatures {
 		if a, ok := assets[n]; ok {
-			return sums, a, nil
+			sigs = append(sigs, a)
 		}
 	}
-	return sums, sig, fmt.Errorf("%w: %s has no signature asset (%s)", ErrUnsigned, where, strings.Join(s.signatures, " or "))
+	if len(sigs) == 0 && !strings.HasSuffix(s.checksums, ".asc") {
+		return sums, nil, fmt.Errorf("%w: %s has no signature asset (%s)", ErrUnsigned, where, strings.Join(s.signatures, " or "))
+	}
+	return sums, sigs, nil
 }
 
 // getJSON GETs an API document into v and returns the next page's URL from the Link header
@@ -337,8 +383,15 @@ func (s *GitHubSource) fetch(ctx context.Context, tag string) (*Release, error) 
 		return nil, fmt.Errorf("%w: github %s release %s: %w", ErrInvalid, s.repo, clip(tag), err)
 	}
 	where := "github " + s.repo + " release " + clip(tag)
+	ids := make(map[string]int64, len(assets))
+	for n, a := range assets {
+		ids[n] = a.ID
+	}
+	if s.attest != nil {
+		return s.attestedRelease(ctx, rel.TagName, rel.Assets, ids, where)
+	}
 
-	sumAsset, sigAsset, err := s.pick(assets, where)
+	sumAsset, sigAssets, err := s.pick(assets, where)
 	if err != nil {
 		return nil, err
 	}
@@ -346,22 +399,41 @@ func (s *GitHubSource) fetch(ctx context.Context, tag string) (*Release, error) 
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.download(ctx, sigAsset, "signature "+sigAsset.Name+" of "+where, maxSignatureBytes)
-	if err != nil {
-		return nil, err
+	what := where + ": checksum file " + s.checksums
+	var sigs [][]byte
+	if !signing.IsClearsigned(sums) {
+		if len(sigAssets) == 0 {
+			return nil, fmt.Errorf("%w: %s is not clearsigned and has no signature asset (%s)", ErrUnsigned, what, strings.Join(s.signatures, " or "))
+		}
+		var names []string
+		for _, a := range sigAssets {
+			sig, err := s.download(ctx, a, "signature "+a.Name+" of "+where, maxSignatureBytes)
+			if err != nil {
+				return nil, err
+			}
+			sigs = append(sigs, sig)
+			names = append(names, a.Name)
+			if s.threshold == 1 {
+				if _, _, err := signedText(s.keys, 1, sums, [][]byte{sig}); err == nil {
+					break // one signer is enough: the other assets are not read
+				}
+			}
+		}
+		what += " with signature " + strings.Join(names, ", ")
 	}
-	ids := make(map[string]int64, len(assets))
-	for n, a := range assets {
-		ids[n] = a.ID
-	}
-	return s.verified(&Evidence{Tag: rel.TagName, Checksums: sums, Signature: sig, Assets: ids},
-		where+": checksum file "+s.checksums+" with signature "+sigAsset.Name)
+	ev := &Evidence{Tag: rel.TagName, Checksums: sums, Assets: ids}
+	evidenceSigs(ev, sigs)
+	return s.verified(ev, what)
 }
 
 // Reverify verifies kept evidence of this source again against the pinned keys.
 func (s *GitHubSource) Reverify(_ context.Context, ev *Evidence) (*Release, error) {
 	if err := checkTag(ev.Tag); err != nil {
 		return nil, fmt.Errorf("github %s: kept release: %w", s.repo, err)
+	}
+	if s.attest != nil {
+		rel, err := s.reverifyAttested(ev)
+		return rel, s.get.redact(err)
 	}
 	rel, err := s.verified(ev, "github "+s.repo+" release "+clip(ev.Tag)+": kept checksum file "+s.checksums)
 	return rel, s.get.redact(err)
@@ -373,11 +445,14 @@ func (s *GitHubSource) Reverify(_ context.Context, ev *Evidence) (*Release, erro
 // release's tag is an older release replayed under a new name), never the API's fields.
 func (s *GitHubSource) verified(ev *Evidence, what string) (*Release, error) {
 	where := "github " + s.repo + " release " + clip(ev.Tag)
-	signer, err := s.keys.VerifyDetached(ev.Checksums, ev.Signature)
+	text, vs, err := signedText(s.keys, s.threshold, ev.Checksums, keptSigs(ev))
 	if err != nil {
+		if errors.Is(err, ErrUnsigned) {
+			return nil, fmt.Errorf("%w: %s: no signature", ErrUnsigned, what)
+		}
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	file, err := checksum.Parse(ev.Checksums)
+	file, err := checksum.ParseAll(text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: checksum file %s: %w", ErrInvalid, where, s.checksums, err)
 	}
@@ -392,8 +467,9 @@ func (s *GitHubSource) verified(ev *Evidence, what string) (*Release, error) {
 	return &Release{
 		Source:        "github " + s.repo,
 		Tag:           ev.Tag,
-		Signer:        signer,
-		Time:          signer.SignedAt,
+		Signer:        vs[0].Signer,
+		Signers:       signersOf(vs),
+		Time:          signedAt(vs),
 		Version:       version,
 		Checksums:     file,
 		ChecksumsName: s.checksums,
@@ -443,6 +519,9 @@ type githubFiles struct {
 	src    *GitHubSource
 	where  string
 	assets map[string]githubAsset
+	// aliases maps an attested subject's name to the asset whose digest found its
+	// attestation, when the names differ (a subject named as a package URL).
+	aliases map[string]string
 }
 
 func (f *githubFiles) open(ctx context.Context, name string) (io.ReadCloser, error) {
@@ -455,6 +534,9 @@ func (f *githubFiles) openAsset(ctx context.Context, name string) (io.ReadCloser
 	if !ok {
 		// "./x" (as `sha256sum ./*` writes it) is the asset x.
 		a, ok = f.assets[strings.TrimPrefix(name, "./")]
+	}
+	if alias, found := f.aliases[name]; !ok && found {
+		a, ok = f.assets[alias]
 	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %s has no asset %q", ErrFileMissing, f.where, clip(name))

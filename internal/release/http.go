@@ -35,13 +35,26 @@ const (
 	maxShown = 200
 )
 
-// URLOptions configures a checksum file fetched over HTTPS with a detached signature.
+// URLOptions configures a checksum file fetched over HTTPS with its detached signatures, or
+// (FileSigned) released files each with a detached signature of its own.
 type URLOptions struct {
 	// URL is the checksum file's URL; "{tag}" (in its path only) is replaced by the tag,
-	// path-escaped so that it stays one path segment.
+	// path-escaped so that it stays one path segment. With FileSigned it is the released
+	// files' URL template instead, with "{name}" (and optionally "{tag}").
 	URL string
-	// Signature is the signature's URL template; "" tries URL+".asc", then URL+".sig".
+	// Signature is the signature's URL template; "" tries URL+".asc", URL+".sig" and
+	// URL+".sigstore.json" (every one that exists is read). A signature is recognised by its
+	// content: OpenPGP, SSH, cosign, or a Sigstore bundle. A clearsigned checksum file needs
+	// none.
 	Signature string
+	// Signatures are more signature URL templates, read with Signature (k-of-n: several
+	// signers publishing one file each).
+	Signatures []string
+	// Threshold is how many distinct pinned keys must have signed (default 1).
+	Threshold int
+	// FileSigned says there is no checksum file: each released file (URL) carries a
+	// detached signature over itself, checked while the file streams (release.signed: file).
+	FileSigned bool
 	// Keys are the pinned keys one of which must have signed the checksum file.
 	Keys *signing.Keys
 	// Client is used for all requests; nil means a client with sane timeouts. Its redirect
@@ -50,20 +63,25 @@ type URLOptions struct {
 	Client *http.Client
 	// Files is the URL template of the released copy of a file: "{name}" is the checksum
 	// entry's name (each segment path-escaped), "{tag}" the tag. "" means the file sits next
-	// to the checksum file.
+	// to the checksum file (with FileSigned: URL itself).
 	Files string
 }
 
 // URLSource reads a signed checksum file from a URL.
 type URLSource struct {
-	url, signature, files string // templates
-	sigDefaults           []string
-	hasTag                bool
-	keys                  *signing.Keys
-	get                   *getter
+	url, files string   // templates
+	signatures []string // signature templates, all read
+	hasTag     bool
+	fileSigned bool
+	threshold  int
+	keys       *signing.Keys
+	get        *getter
 }
 
 var _ Source = (*URLSource)(nil)
+
+// maxSignatureURLs bounds the signature templates of one source.
+const maxSignatureURLs = 8
 
 // NewURL checks opts and returns the source. Templates must be absolute https URLs (plain
 // http only to a loopback host), without credentials, and may use "{tag}" only in the path.
@@ -71,28 +89,51 @@ func NewURL(opts URLOptions) (*URLSource, error) {
 	if opts.Keys == nil {
 		return nil, fmt.Errorf("url source %s: no pinned keys", showRaw(opts.URL))
 	}
-	if err := checkTemplate(opts.URL, "{tag}"); err != nil {
+	placeholders := []string{"{tag}"}
+	if opts.FileSigned {
+		placeholders = append(placeholders, "{name}")
+	}
+	if err := checkTemplate(opts.URL, placeholders...); err != nil {
 		return nil, fmt.Errorf("url %s: %w", showRaw(opts.URL), err)
 	}
 	s := &URLSource{
-		url:       opts.URL,
-		signature: opts.Signature,
-		files:     opts.Files,
-		hasTag:    strings.Contains(opts.URL, "{tag}"),
-		keys:      opts.Keys,
-		get:       newGetter(opts.Client, nil, ""),
+		url:        opts.URL,
+		files:      opts.Files,
+		hasTag:     strings.Contains(opts.URL, "{tag}"),
+		fileSigned: opts.FileSigned,
+		threshold:  max(opts.Threshold, 1),
+		keys:       opts.Keys,
+		get:        newGetter(opts.Client, nil, ""),
 	}
-	// The checksum URL must name a file: its last path element is the checksum file's name.
-	if name, _ := lastSegment(mustParse(strings.ReplaceAll(opts.URL, "{tag}", "t"))); name == "" {
+	if opts.FileSigned {
+		if !strings.Contains(opts.URL, "{name}") {
+			return nil, fmt.Errorf("url %s: has no {name}: with signed: file it names each released file", showRaw(opts.URL))
+		}
+	} else if name, _ := lastSegment(mustParse(strings.ReplaceAll(opts.URL, "{tag}", "t"))); name == "" {
+		// The checksum URL must name a file: its last path element is the checksum file's name.
 		return nil, fmt.Errorf("url %s: does not name a file", showRaw(opts.URL))
 	}
+	sigs := opts.Signatures
 	if opts.Signature != "" {
-		if err := checkTemplate(opts.Signature, "{tag}"); err != nil {
-			return nil, fmt.Errorf("signature url %s: %w", showRaw(opts.Signature), err)
-		}
-	} else {
-		s.sigDefaults = []string{addPathSuffix(opts.URL, ".asc"), addPathSuffix(opts.URL, ".sig")}
+		sigs = append([]string{opts.Signature}, sigs...)
 	}
+	if len(sigs) > maxSignatureURLs {
+		return nil, fmt.Errorf("url %s: %d signature urls, at most %d", showRaw(opts.URL), len(sigs), maxSignatureURLs)
+	}
+	for _, t := range sigs {
+		if err := checkTemplate(t, placeholders...); err != nil {
+			return nil, fmt.Errorf("signature url %s: %w", showRaw(t), err)
+		}
+		if opts.FileSigned && !strings.Contains(t, "{name}") {
+			return nil, fmt.Errorf("signature url %s: has no {name}: with signed: file each file has its own signature", showRaw(t))
+		}
+	}
+	if len(sigs) == 0 {
+		for _, suffix := range []string{".asc", ".sig", ".sigstore.json"} {
+			sigs = append(sigs, addPathSuffix(opts.URL, suffix))
+		}
+	}
+	s.signatures = sigs
 	if opts.Files != "" {
 		if err := checkTemplate(opts.Files, "{tag}", "{name}"); err != nil {
 			return nil, fmt.Errorf("files url %s: %w", showRaw(opts.Files), err)
@@ -101,8 +142,12 @@ func NewURL(opts URLOptions) (*URLSource, error) {
 			return nil, fmt.Errorf("files url %s: has no {name}", showRaw(opts.Files))
 		}
 	}
-	if !s.hasTag && (strings.Contains(opts.Signature, "{tag}") || strings.Contains(opts.Files, "{tag}")) {
-		return nil, fmt.Errorf("url %s has no {tag}, so the signature and files urls cannot use one", showRaw(opts.URL))
+	if !s.hasTag {
+		for _, t := range append([]string{opts.Files}, sigs...) {
+			if strings.Contains(t, "{tag}") {
+				return nil, fmt.Errorf("url %s has no {tag}, so the signature and files urls cannot use one", showRaw(opts.URL))
+			}
+		}
 	}
 	return s, nil
 }
@@ -131,9 +176,13 @@ func (s *URLSource) Candidates(ctx context.Context) ([]Candidate, error) {
 	return []Candidate{{Tag: ""}}, nil
 }
 
-// Fetch downloads the checksum file and its signature, verifies the signature against the
-// pinned keys and only then parses the checksum file.
+// Fetch downloads the checksum file and its signatures, verifies them against the pinned
+// keys and only then parses the checksum file. For a source signed file by file it only
+// checks the tag: each file's signature is read when the file is checked (Release.Expect).
 func (s *URLSource) Fetch(ctx context.Context, tag string) (*Release, error) {
+	if s.fileSigned {
+		return s.fileRelease(tag)
+	}
 	sumURL, err := s.locate(tag)
 	if err != nil {
 		return nil, err
@@ -142,42 +191,64 @@ func (s *URLSource) Fetch(ctx context.Context, tag string) (*Release, error) {
 	if err != nil {
 		return nil, err
 	}
-	sig, sigURL, err := s.signatureFor(ctx, tag, sumURL)
-	if err != nil {
-		return nil, err
+	what := "checksum file " + show(sumURL)
+	var sigs [][]byte
+	if !signing.IsClearsigned(sums) {
+		var urls []string
+		sigs, urls, err = s.signaturesFor(ctx, tag, "", "checksum file "+show(sumURL), s.enough(sums))
+		if err != nil {
+			return nil, err
+		}
+		what += " with signature " + strings.Join(urls, ", ")
+	} else {
+		what = "clearsigned " + what
 	}
-	return s.verified(tag, sumURL, sums, sig, "checksum file "+show(sumURL)+" with signature "+show(sigURL))
+	return s.verified(tag, sumURL, sums, sigs, what)
 }
 
 // Reverify verifies kept evidence of this source again against the pinned keys.
 func (s *URLSource) Reverify(_ context.Context, ev *Evidence) (*Release, error) {
+	if s.fileSigned {
+		return nil, fmt.Errorf("%w: url %s is signed file by file and keeps no evidence", ErrInvalid, redactTemplate(s.url))
+	}
 	sumURL, err := s.locate(ev.Tag)
 	if err != nil {
 		return nil, err
 	}
-	return s.verified(ev.Tag, sumURL, ev.Checksums, ev.Signature, "kept checksum file of "+show(sumURL))
+	return s.verified(ev.Tag, sumURL, ev.Checksums, keptSigs(ev), "kept checksum file of "+show(sumURL))
 }
 
 // locate checks tag and returns the checksum file's URL.
 func (s *URLSource) locate(tag string) (*url.URL, error) {
-	if s.hasTag {
-		if err := checkTag(tag); err != nil {
-			return nil, fmt.Errorf("url %s: %w", redactTemplate(s.url), err)
-		}
-	} else if tag != "" {
-		return nil, fmt.Errorf("%w: url %s has no {tag}, so it cannot fetch tag %s", ErrInvalid, redactTemplate(s.url), clip(tag))
+	if err := s.checkTag(tag); err != nil {
+		return nil, err
 	}
 	return expand(s.url, tag, "")
 }
 
-// verified checks the signature over sums against the pinned keys and only then parses the
-// checksum file. what names the pair for errors.
-func (s *URLSource) verified(tag string, sumURL *url.URL, sums, sig []byte, what string) (*Release, error) {
-	signer, err := s.keys.VerifyDetached(sums, sig)
+// checkTag checks the tag a fetch asks for.
+func (s *URLSource) checkTag(tag string) error {
+	if s.hasTag {
+		if err := checkTag(tag); err != nil {
+			return fmt.Errorf("url %s: %w", redactTemplate(s.url), err)
+		}
+	} else if tag != "" {
+		return fmt.Errorf("%w: url %s has no {tag}, so it cannot fetch tag %s", ErrInvalid, redactTemplate(s.url), clip(tag))
+	}
+	return nil
+}
+
+// verified checks the signatures over sums (or the clearsigned file's own) against the
+// pinned keys and only then parses the signed text. what names the pair for errors.
+func (s *URLSource) verified(tag string, sumURL *url.URL, sums []byte, sigs [][]byte, what string) (*Release, error) {
+	text, vs, err := signedText(s.keys, s.threshold, sums, sigs)
 	if err != nil {
+		if errors.Is(err, ErrUnsigned) {
+			return nil, fmt.Errorf("%w: %s: no signature", ErrUnsigned, what)
+		}
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	file, err := checksum.Parse(sums)
+	file, err := checksum.ParseAll(text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: checksum file %s: %w", ErrInvalid, show(sumURL), err)
 	}
@@ -186,29 +257,43 @@ func (s *URLSource) verified(tag string, sumURL *url.URL, sums, sig []byte, what
 		return nil, err
 	}
 	name, _ := lastSegment(sumURL)
+	ev := &Evidence{Tag: tag, Checksums: sums}
+	evidenceSigs(ev, sigs)
 	return &Release{
 		Source:        "url " + show(sumURL),
 		Tag:           tag,
-		Signer:        signer,
-		Time:          signer.SignedAt,
+		Signer:        vs[0].Signer,
+		Signers:       signersOf(vs),
+		Time:          signedAt(vs),
 		Version:       version,
 		Checksums:     file,
 		ChecksumsName: name,
-		Evidence:      &Evidence{Tag: tag, Checksums: sums, Signature: sig},
+		Evidence:      ev,
 		files:         &urlFiles{src: s, tag: tag, sums: sumURL},
 	}, nil
 }
 
-// signatureFor downloads the signature: the configured URL, or the first of URL.asc and
-// URL.sig that exists. No signature at all is ErrUnsigned.
-func (s *URLSource) signatureFor(ctx context.Context, tag string, sumURL *url.URL) ([]byte, *url.URL, error) {
-	templates := s.sigDefaults
-	if s.signature != "" {
-		templates = []string{s.signature}
+// enough says, for one signer (threshold 1), that the signatures read so far suffice once
+// the last one verifies over sums: the rest are not read.
+func (s *URLSource) enough(sums []byte) func([][]byte) bool {
+	if s.threshold > 1 {
+		return nil
 	}
-	var tried []string
-	for _, t := range templates {
-		u, err := expand(t, tag, "")
+	return func(sigs [][]byte) bool {
+		_, _, err := signedText(s.keys, 1, sums, sigs[len(sigs)-1:])
+		return err == nil
+	}
+}
+
+// signaturesFor downloads the signatures of the checksum file (name "") or a released
+// file: the configured URLs, or those of URL.asc, URL.sig and URL.sigstore.json that
+// exist, in that order, stopping early when enough (if set) says so. None at all is
+// ErrUnsigned. what names the signed file for errors.
+func (s *URLSource) signaturesFor(ctx context.Context, tag, escapedName, what string, enough func([][]byte) bool) ([][]byte, []string, error) {
+	var sigs [][]byte
+	var found, tried []string
+	for _, t := range s.signatures {
+		u, err := expand(t, tag, escapedName)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -220,9 +305,16 @@ func (s *URLSource) signatureFor(ctx context.Context, tag string, sumURL *url.UR
 		if err != nil {
 			return nil, nil, err
 		}
-		return sig, u, nil
+		sigs = append(sigs, sig)
+		found = append(found, show(u))
+		if enough != nil && enough(sigs) {
+			break
+		}
 	}
-	return nil, nil, fmt.Errorf("%w: checksum file %s: no signature at %s", ErrUnsigned, show(sumURL), strings.Join(tried, " or "))
+	if len(sigs) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s: no signature at %s", ErrUnsigned, what, strings.Join(tried, " or "))
+	}
+	return sigs, found, nil
 }
 
 // urlFiles opens the released copies of files of one URL release.
@@ -239,9 +331,12 @@ func (f *urlFiles) open(ctx context.Context, name string) (io.ReadCloser, error)
 		return nil, err
 	}
 	var u *url.URL
-	if f.src.files != "" {
+	switch {
+	case f.src.files != "":
 		u, err = expand(f.src.files, f.tag, escaped)
-	} else {
+	case f.src.fileSigned:
+		u, err = expand(f.src.url, f.tag, escaped)
+	default:
 		dir := *f.sums
 		dir.RawQuery, dir.ForceQuery, dir.Fragment, dir.RawFragment = "", false, "", ""
 		p := dir.EscapedPath()

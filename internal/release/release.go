@@ -1,8 +1,11 @@
 // Package release turns what the maintainers signed into the digest an object must have.
 //
 // A Release is only ever built by a Source after the signature over its checksum file (or
-// over the git tag that carries it) verified against keys pinned in tamperguard's own
-// configuration. Nothing read from the bucket takes part.
+// over the git tag that carries it, or the attestations of its assets) verified against keys
+// pinned in tamperguard's own configuration. The one exception says so: a release signed file
+// by file (release.signed: file) is only where the files and their signatures are, and each
+// file's signatures are verified over its bytes when it is checked (check.go). Nothing read
+// from the bucket takes part.
 package release
 
 import (
@@ -53,17 +56,26 @@ type Release struct {
 	// for a git tag (the name inside the tag object); a GitHub release's or a URL's tag is
 	// where the release was found, not what the maintainers signed.
 	Tag string
-	// Signer is the pinned key whose signature verified.
+	// Signer is the pinned key whose signature verified (the first that counted, when
+	// keys.threshold asks for several; Signers lists them all). For a release signed file
+	// by file it is zero: each file's signature names its own signer when it is checked.
 	Signer signing.Signer
+	// Signers are the distinct pinned keys (or keyless identities) that vouched, in the
+	// order their signatures were given.
+	Signers []signing.Signer
 	// Time is when signed data says the release was made: the tagger time inside a verified
-	// tag object, or an OpenPGP signature's creation time. Zero when nothing signed says (SSH
-	// and cosign signatures carry no time). An API's publication time is never used.
+	// tag object, an OpenPGP signature's creation time, a Sigstore bundle's or attestation's
+	// verified transparency-log or timestamp-authority time (the earliest, when several
+	// signatures counted). Zero when nothing signed says (SSH and cosign signatures, a
+	// key-based bundle without a log entry). An API's publication time is never used.
 	Time time.Time
 	// Version is the release's version as signed data names it (canonical "vX.Y.Z"), "" when
 	// nothing signed does: the name of a verified git tag, or the one version that the signed
 	// checksum file's entries carry in their names (tool-1.2.0-linux-amd64.tar.gz).
 	Version string
-	// Checksums is the signed checksum file.
+	// Checksums is the signed checksum file (only the signed text of a clearsigned one).
+	// Nil for a release signed file by file (release.signed: file) or vouched for by
+	// attestations: Expect says what such a release vouches for.
 	Checksums *checksum.File
 	// ChecksumsName is the checksum file's name in the tree or the release.
 	ChecksumsName string
@@ -84,6 +96,10 @@ type Release struct {
 	TagObject string
 
 	files fileOpener
+	// fileSigs is set for a release signed file by file; attested for a release vouched
+	// for by GitHub artifact attestations.
+	fileSigs *fileSigned
+	attested *attested
 }
 
 // Floor says why a rule is judged against its last known good release.
@@ -106,9 +122,19 @@ func (f *Floor) Transient() bool { return f != nil && errors.Is(f.Reason, ErrUnr
 type Evidence struct {
 	// Tag is the tag the release was fetched as ("" for a fixed URL).
 	Tag string `json:"tag"`
-	// Checksums and Signature are the checksum file and its detached signature, byte for byte.
+	// Checksums and Signature are the checksum file and its detached signature, byte for byte
+	// (a clearsigned checksum file carries its signature: Signature is empty).
 	Checksums []byte `json:"checksums"`
 	Signature []byte `json:"signature"`
+	// Signatures are the detached signatures when there are several (k-of-n, or signatures
+	// in more than one format); Signature is empty then.
+	Signatures [][]byte `json:"signatures,omitempty"`
+	// Attestations are, for a release vouched for by GitHub artifact attestations, the
+	// Sigstore bundles that verified (Checksums and Signature are empty).
+	Attestations [][]byte `json:"attestations,omitempty"`
+	// AttestedVia names, for each attestation, the asset whose digest found it (the copy a
+	// restore may read for the attestation's subjects).
+	AttestedVia []string `json:"attested_via,omitempty"`
 	// Assets are a GitHub release's asset ids by name, to fetch restore copies from (their
 	// bytes are hashed against the signed digest before use, like every restore copy).
 	Assets map[string]int64 `json:"assets,omitempty"`
@@ -139,8 +165,12 @@ type fileOpener interface {
 	open(ctx context.Context, name string) (io.ReadCloser, error)
 }
 
-// Lookup returns the signed digest listed for entry.
+// Lookup returns the signed digest listed for entry in the signed checksum file. Expect
+// answers for every kind of release.
 func (r *Release) Lookup(entry string) (checksum.Entry, error) {
+	if r.Checksums == nil {
+		return checksum.Entry{}, fmt.Errorf("%w: %s lists no checksum file", ErrEntryMissing, r.Name())
+	}
 	e, ok := r.Checksums.Lookup(entry)
 	if !ok {
 		return checksum.Entry{}, fmt.Errorf("%w: %q not listed in %s of %s", ErrEntryMissing, entry, r.ChecksumsName, r.Name())

@@ -99,6 +99,13 @@ func evidenceID(ev *Evidence) string {
 	if ev.Git != nil {
 		parts = append(parts, ev.Git.TagObject)
 	}
+	// Appended only when present, so that what was kept before they existed keeps its ID.
+	for i, group := range [][][]byte{ev.Signatures, ev.Attestations} {
+		if len(group) > 0 {
+			parts = append(parts, []byte(fmt.Sprintf("%s %d", [2]string{"signatures", "attestations"}[i], len(group))))
+			parts = append(parts, group...)
+		}
+	}
 	for _, part := range parts {
 		fmt.Fprintf(h, "%d:", len(part))
 		h.Write(part)

@@ -24,7 +24,10 @@ const maxCosignSignature = 2048
 // cosignKey is one pinned cosign key-pair public key.
 type cosignKey struct {
 	verifiers []signature.Verifier
-	signer    Signer
+	// hashes is, per verifier, the hash it verifies a digest of (0 for pure Ed25519,
+	// which signs the message itself and so cannot be checked from a digest).
+	hashes []crypto.Hash
+	signer Signer
 }
 
 // loadCosign reads PEM public keys ("cosign generate-key-pair" writes
@@ -97,8 +100,10 @@ func newCosignKey(pub crypto.PublicKey) (*cosignKey, error) {
 		}
 		key.verifiers = append(key.verifiers, v)
 		if _, ok := pub.(ed25519.PublicKey); ok {
+			key.hashes = append(key.hashes, 0)
 			break // pure Ed25519 has no separate hash
 		}
+		key.hashes = append(key.hashes, h)
 	}
 	return key, nil
 }

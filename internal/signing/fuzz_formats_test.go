@@ -96,3 +96,42 @@ func trimLineEnds(b []byte) []byte {
 	}
 	return bytes.Join(lines, []byte("\n"))
 }
+
+// FuzzFileCheck: a hostile signature over a file streamed through a FileCheck. Properties:
+// no panic, refusals match ErrRefused, and the streaming check agrees with VerifyThreshold
+// over the whole file: accepted by one exactly when accepted by the other, by the same keys.
+func FuzzFileCheck(f *testing.F) {
+	k := pinnedKeys(f)
+	msg := release(f, "SHA256SUMS")
+	for _, name := range []string{"SHA256SUMS.asc", "SHA256SUMS.textmode.asc", "SHA256SUMS.rsa.sig", "SHA256SUMS.ssh.sig", "SHA256SUMS.cosign.sig", "SHA256SUMS.other.asc"} {
+		f.Add(release(f, name), false)
+	}
+	f.Add(sigstoreFixture(f, "SHA256SUMS.cosign-key.sigstore.json"), false)
+	f.Add(sigstoreFixture(f, "SHA256SUMS.cosign-key.legacy.json"), true)
+
+	noCatch(f)
+	f.Fuzz(func(t *testing.T, sig []byte, tamper bool) {
+		data := msg
+		if tamper {
+			data = release(t, "SHA256SUMS.tampered")
+		}
+		want, wantErr := k.VerifyThreshold(data, [][]byte{sig}, 1)
+		var got ThresholdResult
+		c, gotErr := k.NewFileCheck([][]byte{sig}, 1)
+		if gotErr == nil {
+			_, _ = c.Write(data[:len(data)/2])
+			_, _ = c.Write(data[len(data)/2:])
+			got, gotErr = c.Result()
+		}
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("streaming and whole-file checks disagree: %v / %v", wantErr, gotErr)
+		}
+		if gotErr != nil {
+			assertRefused(t, gotErr, ErrRefused)
+			return
+		}
+		if len(got.Signers) != len(want.Signers) || got.Signers[0].Signer.ID() != want.Signers[0].Signer.ID() {
+			t.Fatalf("different signers: %v / %v", want.Signers, got.Signers)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
@@ -265,42 +266,64 @@ func rank(err error) int {
 // known issuer, strong hash, strong key allowed to sign, valid crypto, then
 // revocation, dates and expiry as of now.
 func (k *Keys) checkOpenPGPSignature(message []byte, sig *packet.Signature) (Signer, error) {
+	p, err := k.prepareOpenPGP(sig)
+	if err != nil {
+		return Signer{}, err
+	}
+	p.hashed.Write(message)
+	return k.finishOpenPGP(p)
+}
+
+// pgpPrepared is a signature packet whose issuer is pinned and whose algorithms pass
+// the policy, with the hash the signed data is written to (streamed, for a file).
+type pgpPrepared struct {
+	sig    *packet.Signature
+	pk     *pgpKey
+	key    openpgp.Key
+	h      hash.Hash // the signature's hash
+	hashed io.Writer // where the data goes: h, through canonical line endings for a text signature
+}
+
+// prepareOpenPGP runs every check that does not need the signed data.
+func (k *Keys) prepareOpenPGP(sig *packet.Signature) (*pgpPrepared, error) {
 	if sig.SigType != packet.SigTypeBinary && sig.SigType != packet.SigTypeText {
-		return Signer{}, refuse(ErrMalformed, "OpenPGP signature of type 0x%02x is not a signature over a file", uint8(sig.SigType))
+		return nil, refuse(ErrMalformed, "OpenPGP signature of type 0x%02x is not a signature over a file", uint8(sig.SigType))
 	}
 	pk, key, err := k.findOpenPGPKey(sig)
 	if err != nil {
-		return Signer{}, err
+		return nil, err
 	}
 	now := k.now()
 	if err := k.policy.dataHash(sig.Hash, now); err != nil {
-		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature by %s %v", pk.signer.Fingerprint, err)
+		return nil, refuse(ErrWeakAlgorithm, "OpenPGP signature by %s %v", pk.signer.Fingerprint, err)
 	}
 	if err := k.policy.key(key.PublicKey, now); err != nil {
-		return Signer{}, refuse(ErrWeakAlgorithm, "key %s: %v", pk.signer.Fingerprint, err)
+		return nil, refuse(ErrWeakAlgorithm, "key %s: %v", pk.signer.Fingerprint, err)
 	}
 	if key.SelfSignature == nil || !key.SelfSignature.FlagsValid || !key.SelfSignature.FlagSign || !key.PublicKey.PubKeyAlgo.CanSign() {
-		return Signer{}, refuse(ErrBadSignature, "key %X of %s is not allowed to sign data", key.PublicKey.KeyId, pk.signer.Fingerprint)
+		return nil, refuse(ErrBadSignature, "key %X of %s is not allowed to sign data", key.PublicKey.KeyId, pk.signer.Fingerprint)
 	}
-
 	h, err := sig.PrepareVerify()
 	if err != nil {
-		return Signer{}, refuse(ErrWeakAlgorithm, "OpenPGP signature hash not available (%s)", libErr(err))
+		return nil, refuse(ErrWeakAlgorithm, "OpenPGP signature hash not available (%s)", libErr(err))
 	}
-	hashed := h
+	var hashed io.Writer = h
 	if sig.SigType == packet.SigTypeText {
 		hashed = openpgp.NewCanonicalTextHash(h)
 	}
-	hashed.Write(message)
-	if err := key.PublicKey.VerifySignature(h, sig); err != nil {
-		return Signer{}, refuse(ErrBadSignature, "OpenPGP signature by %s does not match the content", pk.signer.Fingerprint)
-	}
+	return &pgpPrepared{sig: sig, pk: pk, key: key, h: h, hashed: hashed}, nil
+}
 
-	if err := k.checkOpenPGPValidity(pk, key, sig); err != nil {
+// finishOpenPGP verifies a prepared signature once all the signed data was written.
+func (k *Keys) finishOpenPGP(p *pgpPrepared) (Signer, error) {
+	if err := p.key.PublicKey.VerifySignature(p.h, p.sig); err != nil {
+		return Signer{}, refuse(ErrBadSignature, "OpenPGP signature by %s does not match the content", p.pk.signer.Fingerprint)
+	}
+	if err := k.checkOpenPGPValidity(p.pk, p.key, p.sig); err != nil {
 		return Signer{}, err
 	}
-	signer := pk.signer
-	signer.SignedAt = sig.CreationTime.UTC()
+	signer := p.pk.signer
+	signer.SignedAt = p.sig.CreationTime.UTC()
 	return signer, nil
 }
 

@@ -83,8 +83,10 @@ func TestOpenSSHReleaseTagHasNoUserPresenceFlag(t *testing.T) {
 	assert.Zero(t, flags&skUserPresent, "no user presence")
 	assert.Zero(t, flags&skUserVerified, "no user verification")
 
-	data, err := parsed.signedData(payload)
+	h, err := parsed.newHash()
 	require.NoError(t, err)
+	h.Write(payload)
+	data := parsed.signedData(h.Sum(nil))
 	assert.Error(t, parsed.pub.Verify(data, &parsed.sig), "x/crypto/ssh refuses a security-key signature without user presence")
 }
 

@@ -120,16 +120,39 @@ type sshContext struct {
 // refusal of a good signature (wrong namespace, expired entry...) says so and is never
 // reported as altered content.
 func (k *Keys) verifySSH(message, data []byte, c sshContext) (Signer, error) {
+	p, err := k.prepareSSH(data)
+	if err != nil {
+		return Signer{}, err
+	}
+	h, err := p.sig.newHash()
+	if err != nil {
+		return Signer{}, refuse(ErrWeakAlgorithm, "SSH signature by %s: %v", p.signedBy, err)
+	}
+	h.Write(message)
+	return k.finishSSH(p, h.Sum(nil), c)
+}
+
+// sshPrepared is an SSH signature by a pinned entry whose certificate (if any) was
+// issued by the pinned CA: what is left needs the signed data's digest.
+type sshPrepared struct {
+	sig        *sshSig
+	cert       *ssh.Certificate
+	signedBy   string
+	candidates []*sshKey
+}
+
+// prepareSSH runs every check that does not need the signed data.
+func (k *Keys) prepareSSH(data []byte) (*sshPrepared, error) {
 	block, rest := pem.Decode(data)
 	if block == nil || block.Type != "SSH SIGNATURE" || len(block.Headers) != 0 {
-		return Signer{}, refuse(ErrMalformed, "unreadable SSH signature armor")
+		return nil, refuse(ErrMalformed, "unreadable SSH signature armor")
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return Signer{}, refuse(ErrMalformed, "unexpected data after the SSH signature")
+		return nil, refuse(ErrMalformed, "unexpected data after the SSH signature")
 	}
 	sig, err := parseSSHSig(block.Bytes)
 	if err != nil {
-		return Signer{}, refuse(ErrMalformed, "unreadable SSH signature: %s", err.Error())
+		return nil, refuse(ErrMalformed, "unreadable SSH signature: %s", err.Error())
 	}
 	signedBy := ssh.FingerprintSHA256(sig.pub)
 	// As in OpenSSH, a plain entry matches a plain signing key only, and a
@@ -147,36 +170,41 @@ func (k *Keys) verifySSH(message, data []byte, c sshContext) (Signer, error) {
 	}
 	if len(candidates) == 0 {
 		if cert != nil {
-			return Signer{}, refuse(ErrUnknownKey, "SSH signature by a certificate (key %s) issued by CA %s", ssh.FingerprintSHA256(cert.Key), ssh.FingerprintSHA256(cert.SignatureKey))
+			return nil, refuse(ErrUnknownKey, "SSH signature by a certificate (key %s) issued by CA %s", ssh.FingerprintSHA256(cert.Key), ssh.FingerprintSHA256(cert.SignatureKey))
 		}
-		return Signer{}, refuse(ErrUnknownKey, "SSH signature by %s", signedBy)
+		return nil, refuse(ErrUnknownKey, "SSH signature by %s", signedBy)
 	}
 
 	// A certificate's own signature first: until the pinned CA is shown to have
 	// issued it, nothing in it (type, principals, dates) means anything.
 	if cert != nil {
 		if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA || cert.Signature.Format == sshKeyAlgoDSA {
-			return Signer{}, refuse(ErrWeakAlgorithm, "SSH certificate (key %s) is signed by CA %s with a SHA-1 algorithm", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
+			return nil, refuse(ErrWeakAlgorithm, "SSH certificate (key %s) is signed by CA %s with a SHA-1 algorithm", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
 		}
 		if !certSignedBy(cert) {
-			return Signer{}, refuse(ErrBadSignature, "SSH certificate (key %s) names CA %s, but its signature does not verify", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
+			return nil, refuse(ErrBadSignature, "SSH certificate (key %s) names CA %s, but its signature does not verify", ssh.FingerprintSHA256(cert.Key), candidates[0].fp)
 		}
 	}
+	return &sshPrepared{sig: sig, cert: cert, signedBy: signedBy, candidates: candidates}, nil
+}
 
-	flags, err := sig.verify(message)
+// finishSSH verifies a prepared signature given the digest of the signed data (made
+// with the signature's hash, sshSig.newHash) and applies the entries' rules.
+func (k *Keys) finishSSH(p *sshPrepared, digest []byte, c sshContext) (Signer, error) {
+	flags, err := p.sig.verifyDigest(digest)
 	switch {
 	case errors.Is(err, ErrWeakAlgorithm):
-		return Signer{}, refuse(ErrWeakAlgorithm, "SSH signature by %s: %v", signedBy, err)
+		return Signer{}, refuse(ErrWeakAlgorithm, "SSH signature by %s: %v", p.signedBy, err)
 	case err != nil:
-		return Signer{}, refuse(ErrBadSignature, "SSH signature by %s does not match the content", signedBy)
+		return Signer{}, refuse(ErrBadSignature, "SSH signature by %s does not match the content", p.signedBy)
 	}
 
 	// The signature is good. Each candidate entry may still refuse it; one that
 	// accepts is enough, as in OpenSSH.
 	now := k.now()
 	var first error
-	for _, key := range candidates {
-		signer, err := key.admit(sig, cert, flags, c, now)
+	for _, key := range p.candidates {
+		signer, err := key.admit(p.sig, p.cert, flags, c, now)
 		if err == nil {
 			return signer, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"math/big"
 
 	"golang.org/x/crypto/ssh"
@@ -71,26 +72,27 @@ func parseSSHSig(b []byte) (*sshSig, error) {
 	return &sshSig{pub: pub, namespace: blob.Namespace, hashAlg: blob.HashAlg, sig: sig}, nil
 }
 
-// signedData is what the key signed for message (PROTOCOL.sshsig, "Signed Data"). The
-// reserved field is empty, as in OpenSSH's verifier.
-func (s *sshSig) signedData(message []byte) ([]byte, error) {
-	var digest []byte
+// newHash is the hash the signature's message digest is made with (sha256 or sha512):
+// a file is streamed through it, then verifyDigest checks the signature.
+func (s *sshSig) newHash() (hash.Hash, error) {
 	switch s.hashAlg {
 	case "sha256":
-		d := sha256.Sum256(message)
-		digest = d[:]
+		return sha256.New(), nil
 	case "sha512":
-		d := sha512.Sum512(message)
-		digest = d[:]
-	default:
-		return nil, fmt.Errorf("hash algorithm %s is not sha256 or sha512", quote(s.hashAlg, 20))
+		return sha512.New(), nil
 	}
+	return nil, fmt.Errorf("hash algorithm %s is not sha256 or sha512", quote(s.hashAlg, 20))
+}
+
+// signedData is what the key signed for a message with this digest (PROTOCOL.sshsig,
+// "Signed Data"). The reserved field is empty, as in OpenSSH's verifier.
+func (s *sshSig) signedData(digest []byte) []byte {
 	return append([]byte(sshsigMagic), ssh.Marshal(struct {
 		Namespace string
 		Reserved  string
 		HashAlg   string
 		Digest    []byte
-	}{s.namespace, "", s.hashAlg, digest})...), nil
+	}{s.namespace, "", s.hashAlg, digest})...)
 }
 
 // verify checks the signature over message with the signature's own key (the caller
@@ -98,6 +100,16 @@ func (s *sshSig) signedData(message []byte) ([]byte, error) {
 // signature's flags. A weak algorithm is an error wrapping ErrWeakAlgorithm; a
 // signature that does not verify wraps errSSHBadSignature.
 func (s *sshSig) verify(message []byte) (flags byte, err error) {
+	h, err := s.newHash()
+	if err != nil {
+		return 0, because(ErrWeakAlgorithm, "%v", err)
+	}
+	h.Write(message)
+	return s.verifyDigest(h.Sum(nil))
+}
+
+// verifyDigest is verify given the message's digest, made with newHash.
+func (s *sshSig) verifyDigest(digest []byte) (flags byte, err error) {
 	key := s.pub
 	if c, ok := key.(*ssh.Certificate); ok {
 		key = c.Key
@@ -108,10 +120,12 @@ func (s *sshSig) verify(message []byte) (flags byte, err error) {
 	if key.Type() == ssh.KeyAlgoRSA && s.sig.Format != ssh.KeyAlgoRSASHA256 && s.sig.Format != ssh.KeyAlgoRSASHA512 {
 		return 0, because(ErrWeakAlgorithm, "SSH RSA signature must use rsa-sha2-256 or rsa-sha2-512, not %s", quote(s.sig.Format, 40))
 	}
-	data, err := s.signedData(message)
-	if err != nil {
+	if h, err := s.newHash(); err != nil {
 		return 0, because(ErrWeakAlgorithm, "%v", err)
+	} else if len(digest) != h.Size() {
+		return 0, fmt.Errorf("%w: a %s digest of %d bytes", errSSHBadSignature, s.hashAlg, len(digest))
 	}
+	data := s.signedData(digest)
 	switch key.Type() {
 	case ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoSKED25519:
 		return verifySK(key, data, &s.sig)

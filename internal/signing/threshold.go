@@ -49,21 +49,33 @@ func (k *Keys) VerifyThreshold(message []byte, sigs [][]byte, threshold int) (Th
 		k = &Keys{now: time.Now, log: slog.Default()}
 	}
 	var res ThresholdResult
-	seen := map[string]bool{}
+	var found []Verified
+	var inputs []int
 	for i, sig := range sigs {
-		found, err := k.verifyEach(message, sig)
+		vs, err := k.verifyEach(message, sig)
 		if err != nil {
 			res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %w", i+1, err))
 		}
-		for _, v := range found {
-			id := v.Signer.ID()
-			if seen[id] {
-				res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %s already counted", i+1, v.Signer))
-				continue
-			}
-			seen[id] = true
-			res.Signers = append(res.Signers, v)
+		for _, v := range vs {
+			found = append(found, v)
+			inputs = append(inputs, i+1)
 		}
+	}
+	return tally(res, found, inputs, threshold)
+}
+
+// tally counts the good signatures found (inputs[i] is the 1-based input found[i] came
+// from) once per distinct pinned key, and refuses fewer than threshold.
+func tally(res ThresholdResult, found []Verified, inputs []int, threshold int) (ThresholdResult, error) {
+	seen := map[string]bool{}
+	for i, v := range found {
+		id := v.Signer.ID()
+		if seen[id] {
+			res.Refused = append(res.Refused, fmt.Errorf("signature #%d: %s already counted", inputs[i], v.Signer))
+			continue
+		}
+		seen[id] = true
+		res.Signers = append(res.Signers, v)
 	}
 	if len(res.Signers) >= threshold {
 		return res, nil
@@ -79,10 +91,31 @@ func (k *Keys) VerifyThreshold(message []byte, sigs [][]byte, threshold int) (Th
 	if len(res.Refused) > 0 {
 		msg += "; first refusal: " + res.Refused[0].Error()
 	}
-	if len(msg) > 300 {
-		msg = quoteCut(msg, 300)
+	var first error
+	if len(res.Refused) > 0 {
+		first = res.Refused[0]
 	}
-	return res, refuse(ErrThresholdNotMet, "%s", msg)
+	return res, thresholdRefusal(msg, first)
+}
+
+// thresholdError is a k-of-n refusal: it matches ErrThresholdNotMet and, so that a caller
+// can still tell why a single signature did not count, the first refusal's reasons.
+type thresholdError struct {
+	msg   string
+	first error
+}
+
+func (e *thresholdError) Error() string { return e.msg }
+func (e *thresholdError) Unwrap() []error {
+	if e.first == nil {
+		return []error{ErrThresholdNotMet}
+	}
+	return []error{ErrThresholdNotMet, e.first}
+}
+
+// thresholdRefusal builds the refusal with a bounded message (first is already in msg).
+func thresholdRefusal(msg string, first error) error {
+	return &thresholdError{msg: quoteCut(ErrThresholdNotMet.Error()+": "+msg, 360), first: first}
 }
 
 // verifyEach returns every good pinned signature in one input: each signature
