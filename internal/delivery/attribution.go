@@ -94,11 +94,12 @@ func writeOf(d *engine.Decision) (auditlog.Write, bool) {
 	return w, !w.Time.IsZero()
 }
 
-// Attribute looks up who made the write d is about and puts it in d.WrittenBy: for a
-// tampering, deletion or metadata change whose alert is due. It reports whether the writer
-// is not yet in the audit logs (worth a later look). With attribution off, WrittenBy says so.
+// Attribute looks up who made the write d is about, for a tampering, a deletion or a
+// metadata change, and puts it in d.WrittenBy (the runtime asks only for decisions whose
+// alert is due; check and audit for every one they print). It reports whether the writer is
+// not yet in the audit logs (worth a later look). With attribution off, WrittenBy says so.
 func (s *Service) Attribute(ctx context.Context, d *engine.Decision) (pending bool) {
-	if !d.AlertDue() || d.Transient || d.WrittenBy != nil {
+	if d.Transient || d.WrittenBy != nil {
 		return false
 	}
 	w, ok := writeOf(d)

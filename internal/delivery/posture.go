@@ -95,11 +95,17 @@ func (p *postureRunner) check(ctx context.Context) (r posture.Report, fresh bool
 	return r, true, err
 }
 
-// CheckPosture runs the posture checks (nil without a posture: section), logs every finding
-// and alerts about each new one. why says what asked ("audit", "admin_activity"). The error
-// says the record of findings could not be read or written: then "new" cannot be trusted,
-// and the caller may retry.
-func (s *Service) CheckPosture(ctx context.Context, why string) (*posture.Report, error) {
+// CheckPosture runs the posture checks (nil without a posture: section) and alerts about
+// each new finding; the caller prints the findings (the CLI's audit). The error says the
+// record of findings could not be read or written: then "new" cannot be trusted, and the
+// caller may retry.
+func (s *Service) CheckPosture(ctx context.Context) (*posture.Report, error) {
+	return s.runPosture(ctx, "", false)
+}
+
+// runPosture is CheckPosture for the runtime, which logs every finding. why says what asked
+// ("audit", "admin_activity").
+func (s *Service) runPosture(ctx context.Context, why string, logged bool) (*posture.Report, error) {
 	if s.posture == nil {
 		return nil, nil
 	}
@@ -107,15 +113,17 @@ func (s *Service) CheckPosture(ctx context.Context, why string) (*posture.Report
 	if !fresh {
 		return &r, err
 	}
-	for _, f := range r.Findings {
-		s.logFinding(ctx, why, f)
+	if logged {
+		for _, f := range r.Findings {
+			s.logFinding(ctx, why, f)
+		}
+		if err != nil {
+			s.log.Error("posture check incomplete: its record could not be kept, so a change may be reported again or not at all",
+				"bucket", s.posture.bucket, "trigger", why, "error", err.Error())
+		}
 	}
 	for _, f := range r.New() {
 		s.alertFinding(f)
-	}
-	if err != nil {
-		s.log.Error("posture check incomplete: its record could not be kept, so a change may be reported again or not at all",
-			"bucket", s.posture.bucket, "trigger", why, "error", err.Error())
 	}
 	return &r, err
 }
@@ -189,7 +197,7 @@ func (s *Service) postureHint(ctx context.Context, req Request) Outcome {
 		return ack("final")
 	}
 	s.log.Info("Admin Activity entry of the watched bucket: checking its posture", attrs...)
-	_, err := s.CheckPosture(ctx, "admin_activity")
+	_, err := s.runPosture(ctx, "admin_activity", true)
 	if err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil) {
 		return Outcome{Why: "transient", Err: err}
 	}

@@ -6,10 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +18,6 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/api/option"
 
 	"github.com/tamperguard/tamperguard/alerting"
 	"github.com/tamperguard/tamperguard/internal/delivery"
@@ -30,97 +25,22 @@ import (
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/policy"
 	"github.com/tamperguard/tamperguard/internal/posture"
+	"github.com/tamperguard/tamperguard/internal/posture/posturetest"
 	"github.com/tamperguard/tamperguard/internal/slackfake"
 )
 
-const project = "example-project"
+const project = posturetest.Project
 
 // expectedNotification is the config the module creates on the watched bucket.
 var expectedNotification = &policy.PostureNotification{TopicProject: project, Topic: "tamperguard-events",
 	EventTypes:    []string{"OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"},
 	PayloadFormat: "JSON_API_V1"}
 
-// postureFront is Cloud Storage for the posture checks: the stack's fake (gcstest) for what
-// it implements (buckets, versioning, notification configs), and for what it does not (the
-// bucket's IAM policy, its IAM configuration, soft delete and retention fields, the
-// project's HMAC keys) the JSON API's shapes from internal/posture/testdata.
-type postureFront struct {
-	t      *testing.T
-	srv    *httptest.Server
-	client *storage.Client
-	iam    atomic.Int32 // IAM policy reads: one per check
-
-	mu     sync.Mutex
-	extra  map[string]any
-	policy map[string]any
-	hmac   map[string]any
-}
-
-func posturefixture(t *testing.T, name string) map[string]any {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "posture", "testdata", name))
-	require.NoError(t, err)
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(data, &m))
-	return m
-}
-
-func newPostureFront(t *testing.T, fake string) *postureFront {
-	t.Helper()
-	f := &postureFront{t: t, extra: posturefixture(t, "bucket.json"), policy: posturefixture(t, "iam-policy.json"), hmac: posturefixture(t, "hmac-keys.json")}
-	delete(f.extra, "versioning") // the fake keeps versioning itself
-	target, err := url.Parse(fake)
-	require.NoError(t, err)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	bucketPath := "/storage/v1/b/" + bucket
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == bucketPath+"/iam":
-			f.iam.Add(1)
-			f.reply(w, f.policy)
-		case r.Method == http.MethodGet && r.URL.Path == "/storage/v1/projects/"+project+"/hmacKeys":
-			f.reply(w, f.hmac)
-		case r.Method == http.MethodGet && r.URL.Path == bucketPath:
-			rec := httptest.NewRecorder()
-			proxy.ServeHTTP(rec, r)
-			if rec.Code != http.StatusOK {
-				w.WriteHeader(rec.Code)
-				_, _ = w.Write(rec.Body.Bytes())
-				return
-			}
-			var b map[string]any
-			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &b))
-			f.mu.Lock()
-			for k, v := range f.extra {
-				b[k] = v
-			}
-			f.mu.Unlock()
-			f.reply(w, b)
-		default:
-			proxy.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(f.srv.Close)
-	f.client, err = storage.NewClient(context.Background(), option.WithEndpoint(f.srv.URL+"/storage/v1/"), option.WithoutAuthentication())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = f.client.Close() })
-	return f
-}
-
-func (f *postureFront) reply(w http.ResponseWriter, v any) {
-	f.mu.Lock()
-	data, err := json.Marshal(v)
-	f.mu.Unlock()
-	require.NoError(f.t, err)
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(data)
-}
-
 // guarded is a stack with posture checks whose record is kept in the state bucket, alerting
 // to a Slack stand-in.
 type guarded struct {
 	*stack
-	front *postureFront
+	front *posturetest.Front
 	slack *slackfake.Server
 	log   *bytes.Buffer
 }
@@ -179,20 +99,20 @@ func newGuarded(t *testing.T, sf *slackfake.Server, reuse *stack, gate ...*loadG
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&mu, out}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var s *stack
-	mk := func(front *postureFront, store engine.Store) delivery.Options {
+	mk := func(front *posturetest.Front, store engine.Store) delivery.Options {
 		var st posture.Store = delivery.NewStatePostureStore(store, stateBucket, logger)
 		if len(gate) > 0 {
 			st = gatedStore{st, gate[0]}
 		}
-		checker, err := posture.New(front.client, st,
+		checker, err := posture.New(front.Client, st,
 			delivery.PostureConfig(&policy.Posture{Project: project, Bucket: bucket, Notification: expectedNotification}))
 		require.NoError(t, err)
 		return delivery.Options{Posture: checker, PostureBucket: bucket, Logger: logger, FollowUps: []time.Duration{}}
 	}
-	var front *postureFront
+	var front *posturetest.Front
 	if reuse != nil {
 		// Another instance of the same deployment: the same buckets, its own runtime.
-		front = newPostureFront(t, reuse.srv.URL)
+		front = posturetest.New(t, reuse.srv.URL, bucket)
 		notifier, err := alerting.NewSlack(alerting.Options{Token: sf.Token(), Channel: "C0TAMPERGD", APIURL: sf.Endpoints().API,
 			Threads: alerting.NewStateThreads(gcs.New(reuse.srv.Client), stateBucket)})
 		require.NoError(t, err)
@@ -203,7 +123,7 @@ func newGuarded(t *testing.T, sf *slackfake.Server, reuse *stack, gate ...*loadG
 		s = &stack{t: t, srv: reuse.srv, svc: svc, good: reuse.good}
 	} else {
 		s = newStack(t, nil, delivery.Options{})
-		front = newPostureFront(t, s.srv.URL)
+		front = posturetest.New(t, s.srv.URL, bucket)
 		notifier, err := alerting.NewSlack(alerting.Options{Token: sf.Token(), Channel: "C0TAMPERGD", APIURL: sf.Endpoints().API,
 			Threads: alerting.NewStateThreads(gcs.New(s.srv.Client), stateBucket)})
 		require.NoError(t, err)
@@ -327,7 +247,7 @@ func adminActivity(t *testing.T, b, logID string) []byte {
 func TestAdminActivityEntryChecksPostureNow(t *testing.T) {
 	g := newGuarded(t, nil, nil)
 	require.True(t, g.svc.Deliver(context.Background(), auditRequest("audit-1")).Ack)
-	checks := g.front.iam.Load()
+	checks := g.front.IAMReads.Load()
 
 	deliver := func(data []byte) delivery.Outcome {
 		req, err := delivery.DecodeMessage("m-1", map[string]string{"logging.googleapis.com/timestamp": time.Now().UTC().Format(time.RFC3339Nano)}, data, time.Now())
@@ -339,14 +259,14 @@ func TestAdminActivityEntryChecksPostureNow(t *testing.T) {
 	assert.Equal(t, "unsupported", out.Why)
 	out = deliver(adminActivity(t, bucket, "cloudaudit.googleapis.com%2Fdata_access"))
 	assert.Equal(t, "unsupported", out.Why)
-	assert.Equal(t, checks, g.front.iam.Load(), "no check for those")
+	assert.Equal(t, checks, g.front.IAMReads.Load(), "no check for those")
 	assert.Contains(t, g.log.String(), "not a Cloud Storage Admin Activity entry")
 	assert.Contains(t, g.log.String(), "not about the watched bucket")
 
 	g.setVersioning(false)
 	out = deliver(adminActivity(t, bucket, ""))
 	require.True(t, out.Ack, out.Error())
-	assert.Equal(t, checks+1, g.front.iam.Load(), "checked now")
+	assert.Equal(t, checks+1, g.front.IAMReads.Load(), "checked now")
 	msgs := g.slack.Messages()
 	require.Len(t, msgs, 1)
 	assert.Contains(t, msgs[0].Text, "GUARD DOWN")
@@ -429,12 +349,12 @@ func TestPostureChecksCoalesce(t *testing.T) {
 		require.NoError(t, err)
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); _, _ = svc.CheckPosture(context.Background(), "admin_activity") }()
+		go func() { defer wg.Done(); _, _ = svc.CheckPosture(context.Background()) }()
 		synctest.Wait()
 		require.Equal(t, int32(1), c.calls.Load())
 		for range 9 {
 			wg.Add(1)
-			go func() { defer wg.Done(); _, _ = svc.CheckPosture(context.Background(), "admin_activity") }()
+			go func() { defer wg.Done(); _, _ = svc.CheckPosture(context.Background()) }()
 		}
 		synctest.Wait()
 		c.release <- struct{}{} // the first check ends; one of the nine starts the next

@@ -250,7 +250,10 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 	d := s.eng.Handle(ctx, req.Event)
 	s.releaseSlot()
 	// Who wrote it, outside the work slot and before the line, so that both carry it.
-	pending := s.Attribute(ctx, &d)
+	pending := false
+	if d.AlertDue() {
+		pending = s.Attribute(ctx, &d)
+	}
 	s.logDecision(ctx, req, &d)
 	s.reportDecision(&d)
 	switch {
@@ -375,7 +378,7 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 		}
 	}
 	s.noteAuditLogging(ctx, newest)
-	report, perr := s.CheckPosture(ctx, "audit")
+	report, perr := s.runPosture(ctx, "audit", true)
 	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered)
 	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
 		attrs = append(attrs, string(v), counts[v])
