@@ -32,6 +32,22 @@ const (
 // neither, alerts go to the log only, and FromEnv says so once. threads may be nil (in
 // memory). Errors name the variable, never its value.
 func FromEnv(getenv func(string) string, logger *slog.Logger, threads ThreadStore) (engine.Notifier, error) {
+	return NewFromEnv(getenv, EnvOptions{Logger: logger, Threads: threads})
+}
+
+// EnvOptions are what NewFromEnv needs besides the environment.
+type EnvOptions struct {
+	Logger  *slog.Logger
+	Threads ThreadStore // nil: in memory
+	// Render is what every alert is rendered with (the deployment and version in its
+	// footer).
+	Render RenderOptions
+}
+
+// NewFromEnv is FromEnv with the render options set by the caller (the deployment's name
+// and tamperguard's version).
+func NewFromEnv(getenv func(string) string, o EnvOptions) (engine.Notifier, error) {
+	logger, threads := o.Logger, o.Threads
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -59,7 +75,7 @@ func FromEnv(getenv func(string) string, logger *slog.Logger, threads ThreadStor
 		if webhook != "" {
 			logger.Warn(EnvWebhookURL + " is ignored: " + EnvBotToken + " is set")
 		}
-		return NewSlack(Options{Token: token, Channel: channel, APIURL: api, Logger: logger, Threads: threads})
+		return NewSlack(Options{Token: token, Channel: channel, APIURL: api, Logger: logger, Threads: threads, Render: o.Render})
 	case webhook != "":
 		if err := checkURL(webhook); err != nil {
 			return nil, errors.New(EnvWebhookURL + " " + err.Error())
@@ -67,12 +83,14 @@ func FromEnv(getenv func(string) string, logger *slog.Logger, threads ThreadStor
 		if channel != "" {
 			logger.Warn(EnvChannel + " is ignored: an incoming webhook posts to the channel it was created for")
 		}
-		return NewSlack(Options{WebhookURL: webhook, Logger: logger, Threads: threads})
+		return NewSlack(Options{WebhookURL: webhook, Logger: logger, Threads: threads, Render: o.Render})
 	case channel != "":
 		return nil, errors.New(EnvChannel + " is set but " + EnvBotToken + " is not: set the bot token too, or use " + EnvWebhookURL)
 	}
 	logger.Warn("Slack not configured: alerts go to the log only", "hint", "set "+EnvBotToken+" and "+EnvChannel+", or "+EnvWebhookURL)
-	return NewLogNotifier(logger, RenderOptions{}), nil
+	ro := o.Render
+	ro.NoThreads = true // a follow-up is a log line of its own
+	return NewLogNotifier(logger, ro), nil
 }
 
 // printable: ASCII letters, digits and punctuation only.

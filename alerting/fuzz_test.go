@@ -67,6 +67,15 @@ func FuzzRender(f *testing.F) {
 			if d.BadContent != nil {
 				d.BadContent = content
 			}
+			if a := d.WrittenBy; a != nil && a.WrittenBy != nil {
+				// Every field of an audit entry can carry text the writer chose.
+				w := *a.WrittenBy
+				w.Principal, w.UserAgent, w.CallerIP, w.ServiceAccountKey = errText, errText, object, errText
+				w.Delegation = []string{object, errText}
+				cp := *a
+				cp.WrittenBy, cp.Confidence = &w, errText
+				d.WrittenBy = &cp
+			}
 			m := Render(d, o)
 			assertWithinLimits(t, m)
 			for _, tx := range slackTexts(t, m) {

@@ -39,6 +39,9 @@ type RenderOptions struct {
 	Deployment, Version string
 	// RunbookURL is where the "Runbook" button points (default DefaultRunbookURL).
 	RunbookURL string
+	// NoThreads: the alert goes where it cannot be threaded (an incoming webhook), so a
+	// follow-up is announced as a separate message.
+	NoThreads bool
 }
 
 // DefaultRunbookURL is the runbook section of the deployment's documentation.
@@ -100,7 +103,11 @@ type Message struct {
 	Title, Object, Header string
 	// Summary is one paragraph in tamperguard's own words.
 	Summary string
-	Fields  []Field
+	// Lead is shown right under the title: who made the write, from Cloud Audit Logs, or
+	// why that is not known ("Written by"); what a posture check found ("Found"). Empty
+	// when there is nothing to say.
+	Lead   Field
+	Fields []Field
 	// Details are lists under the fields: metadata changes, the error, skipped releases.
 	Details []Detail
 	// Change is how the bytes changed (ChangeTruncated, …), "" when unknown.
@@ -160,6 +167,7 @@ func Render(d *engine.Decision, opts RenderOptions) Message {
 		m.Level = slog.LevelWarn
 	}
 	m.Header = header(m.State, m.Object, o.Repeat)
+	m.Lead = writerLead(d.WrittenBy, !o.NoThreads)
 
 	cc := analyze(d.GoodContent, d.BadContent)
 	m.Fields = fields(d, o)
@@ -200,19 +208,7 @@ func Render(d *engine.Decision, opts RenderOptions) Message {
 		}
 		m.Footer = append(m.Footer, Field{"Repeat", []Span{lit(r)}})
 	}
-	var by []Span
-	if o.Version != "" {
-		by = append(by, lit("tamperguard "), val(o.Version))
-	}
-	if o.Deployment != "" {
-		if len(by) > 0 {
-			by = append(by, lit(" · "))
-		}
-		by = append(by, lit("deployment "), val(o.Deployment))
-	}
-	if len(by) > 0 {
-		m.Footer = append(m.Footer, Field{"From", by})
-	}
+	m.Footer = append(m.Footer, fromFooter(o)...)
 	m.Blocks = blocks(m)
 	m.Fallback = fallback(m)
 	return m

@@ -89,7 +89,7 @@ func tampered() *engine.Decision {
 // goldenCases are one decision per kind of alert.
 func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 	none := RenderOptions{}
-	return map[string]func() (*engine.Decision, RenderOptions){
+	cases := map[string]func() (*engine.Decision, RenderOptions){
 		"restored": func() (*engine.Decision, RenderOptions) {
 			d := tampered()
 			d.Action, d.RestoredGeneration, d.Restored = engine.ActionRestored, 1612087208000456, tRestored
@@ -253,6 +253,10 @@ func goldenCases() map[string]func() (*engine.Decision, RenderOptions) {
 			return d, none
 		},
 	}
+	for name, mk := range attributionCases() {
+		cases[name] = mk
+	}
+	return cases
 }
 
 func TestGolden(t *testing.T) {

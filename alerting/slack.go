@@ -215,7 +215,7 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 		th = Thread{Version: th.Version}
 	}
 	count := th.Count + 1
-	ro := s.render
+	ro := s.renderOptions()
 	ro.Repeat = count
 	if count > 1 {
 		ro.FirstAlert = th.First
@@ -227,12 +227,7 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 		summary := fmt.Sprintf("🔁 %d alerts for this object · first seen %s · last seen %s · the latest is in the thread", count, fmtTime(th.First), fmtTime(now))
 		sendErr = s.postBot(ctx, deadline, &th, m, d.Incident, summary)
 	} else {
-		sendErr = s.try(ctx, deadline, func(ctx context.Context) error {
-			f := false
-			return slack.PostWebhookCustomHTTPContext(ctx, s.webhook, s.http, &slack.WebhookMessage{
-				Text: m.Fallback, Blocks: &slack.Blocks{BlockSet: m.Blocks}, UnfurlLinks: &f, UnfurlMedia: &f,
-			})
-		})
+		sendErr = s.postWebhook(ctx, deadline, m)
 	}
 	if sendErr != nil {
 		attrs := append(alertAttrs(d, m), "error", sendErr.Error())
@@ -257,6 +252,16 @@ func (s *Slack) Notify(ctx context.Context, d *engine.Decision) error {
 		s.log.Log(ctx, level, "thread state not saved; a repeat may start a new thread", "bucket", d.Bucket, "object", d.Object, "error", s.scrub(err.Error()))
 	}
 	return nil
+}
+
+// postWebhook posts m through the incoming webhook.
+func (s *Slack) postWebhook(ctx context.Context, deadline time.Time, m Message) error {
+	return s.try(ctx, deadline, func(ctx context.Context) error {
+		f := false
+		return slack.PostWebhookCustomHTTPContext(ctx, s.webhook, s.http, &slack.WebhookMessage{
+			Text: m.Fallback, Blocks: &slack.Blocks{BlockSet: m.Blocks}, UnfurlLinks: &f, UnfurlMedia: &f,
+		})
+	})
 }
 
 // postBot posts m as a new message, or as a reply in th's thread and then updates the

@@ -113,11 +113,24 @@ func blocks(m Message) []slack.Block {
 		w.raw("*")
 		w.text(m.Title)
 		w.raw("*")
-		if m.Summary != "" {
-			w.raw("\n")
-			w.text(m.Summary)
+		if len(m.Lead.Value) > 0 {
+			// Who wrote it (or what was found) comes right under the title; the summary gets
+			// a section of its own, so that a long lead never cuts it.
+			w.raw("\n*" + m.Lead.Label + "* ")
+			w.spans(m.Lead.Value)
+			bs = append(bs, section(w.String()))
+			w = newMrkdwn(MaxSectionText)
+			if m.Summary != "" {
+				w.text(m.Summary)
+				bs = append(bs, section(w.String()))
+			}
+		} else {
+			if m.Summary != "" {
+				w.raw("\n")
+				w.text(m.Summary)
+			}
+			bs = append(bs, section(w.String()))
 		}
-		bs = append(bs, section(w.String()))
 	}
 	if len(m.Actions) > 0 {
 		var els []slack.BlockElement
@@ -221,7 +234,15 @@ func fallback(m Message) string {
 	w := newMrkdwn(MaxFallbackText)
 	w.text(m.State + ": ")
 	w.code(m.Object)
-	w.text("\n" + m.Title + ". " + m.Summary)
+	w.text("\n" + m.Title + ".")
+	if len(m.Lead.Value) > 0 {
+		w.text(" " + m.Lead.Label + ": ")
+		w.spans(oneLine(m.Lead.Value))
+		w.text(".")
+	}
+	if m.Summary != "" {
+		w.text(" " + m.Summary)
+	}
 	for _, f := range m.Fields {
 		w.text("\n" + f.Label + ": ")
 		w.spans(oneLine(f.Value))
@@ -279,6 +300,9 @@ func Text(m Message) string {
 	b.WriteString("\n\n")
 	b.WriteString(m.Title)
 	b.WriteString("\n")
+	if len(m.Lead.Value) > 0 {
+		fmt.Fprintf(&b, "%s: %s\n", m.Lead.Label, plainSpans(m.Lead.Value))
+	}
 	if m.Summary != "" {
 		b.WriteString(m.Summary)
 		b.WriteString("\n")

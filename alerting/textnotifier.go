@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/posture"
 )
 
 // Configured reports whether the environment asks for Slack (a bot token or a webhook).
@@ -40,8 +41,25 @@ func (n *TextNotifier) Notify(_ context.Context, d *engine.Decision) error {
 	if d.Verdict == engine.VerdictOK || d.Verdict == engine.VerdictIgnored {
 		return nil
 	}
+	return n.print(Render(d, n.render))
+}
+
+// FollowUp prints the attribution found after an alert went out.
+func (n *TextNotifier) FollowUp(_ context.Context, d *engine.Decision) error {
+	if d == nil || d.WrittenBy == nil {
+		return errors.New("alerting: a follow-up needs a decision with its attribution")
+	}
+	return n.print(RenderFollowUp(d, n.render))
+}
+
+// NotifyPosture prints the alert about a posture finding.
+func (n *TextNotifier) NotifyPosture(_ context.Context, f posture.Finding) error {
+	return n.print(RenderPosture(f, n.render))
+}
+
+func (n *TextNotifier) print(m Message) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	_, err := fmt.Fprintf(n.w, "\n--- the alert (Slack is not configured) %s\n%s%s\n", strings.Repeat("-", 30), Text(Render(d, n.render)), strings.Repeat("-", 70))
+	_, err := fmt.Fprintf(n.w, "\n--- the alert (Slack is not configured) %s\n%s%s\n", strings.Repeat("-", 30), Text(m), strings.Repeat("-", 70))
 	return err
 }

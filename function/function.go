@@ -42,6 +42,15 @@ const (
 	EnvMaxEventAge = delivery.EnvMaxEventAge
 	// EnvLogLevel: DEBUG, INFO (default), WARNING, ERROR or CRITICAL.
 	EnvLogLevel = "TAMPERGUARD_LOG_LEVEL"
+	// EnvAuditLogs: the log resource the Data Access audit entries are read from, to name
+	// who wrote a tampered, deleted or re-metadata'd object (the Terraform module's log
+	// view). Unset: attribution is off; the startup line and the alerts say so.
+	EnvAuditLogs = delivery.EnvAuditLogs
+	// EnvLoggingEndpoint: another Logging API base URL (an emulator, a test server),
+	// reached without credentials.
+	EnvLoggingEndpoint = delivery.EnvLoggingEndpoint
+	// EnvDeployment: the deployment's name (Terraform's name prefix), in every alert.
+	EnvDeployment = delivery.EnvDeployment
 )
 
 // DefaultMaxEventAge is how old an event may be and still be acted on.

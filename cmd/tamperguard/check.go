@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/tamperguard/tamperguard/internal/auditlog"
 	"github.com/tamperguard/tamperguard/internal/delivery"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gsref"
+	"github.com/tamperguard/tamperguard/internal/posture"
 )
 
 // newService loads the configuration and connects to Cloud Storage (or the emulator named
@@ -29,7 +32,12 @@ func newService(ctx context.Context, e env, flagFile string, act bool) (*deliver
 // unverifiable or failed (2), else 0.
 type outcome struct {
 	tampered, unverifiable bool
-	counts                 map[string]int
+	// postureFailing: a posture check of the watched bucket fails (exit 1, as tampered).
+	postureFailing bool
+	counts         map[string]int
+	// newest is the newest creation time read per bucket, to judge whether Data Access
+	// audit logs are on.
+	newest map[string]time.Time
 }
 
 func (o *outcome) add(d *engine.Decision) {
@@ -46,11 +54,19 @@ func (o *outcome) add(d *engine.Decision) {
 	if d.Action == engine.ActionFailed {
 		o.unverifiable = true
 	}
+	if !d.Created.IsZero() {
+		if o.newest == nil {
+			o.newest = map[string]time.Time{}
+		}
+		if d.Created.After(o.newest[d.Bucket]) {
+			o.newest[d.Bucket] = d.Created
+		}
+	}
 }
 
 func (o *outcome) err() error {
 	switch {
-	case o.tampered:
+	case o.tampered, o.postureFailing:
 		return errTampered
 	case o.unverifiable:
 		return errUnverifiable
@@ -109,6 +125,7 @@ func runCheck(ctx context.Context, e env, args []string) error {
 			d.Verdict, d.Error = engine.VerdictUnverifiable, fmt.Sprintf("no rule in %s covers %s", svc.Policy().Origin, t)
 		}
 		out.add(&d)
+		svc.Attribute(ctx, &d)
 		if err := printDecision(e.stdout, &d); err != nil {
 			return err
 		}
@@ -117,6 +134,9 @@ func runCheck(ctx context.Context, e env, args []string) error {
 			fmt.Fprintf(e.stderr, "ALERT NOT DELIVERED: %v\n", err)
 			out.unverifiable = true
 		}
+	}
+	if err := printAuditLogging(ctx, e, svc, out.newest); err != nil {
+		return err
 	}
 	return out.err()
 }
@@ -157,7 +177,11 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 
 func runAudit(ctx context.Context, e env, args []string) error {
 	fs := flagSet(e, "audit", "audit [--config FILE] [--restore]\n\n"+
-		"Judges every object that a rule covers, and reports objects that rules name but that are missing.")
+		"Judges every object that a rule covers, and reports objects that rules name but that are missing.\n"+
+		"With a posture: section it then checks the watched bucket's posture and prints one\n"+
+		"{\"kind\":\"posture\",\"check\":…,\"status\":\"ok|changed|failing\",…} line per check; with\n"+
+		"--restore a change is recorded (and alerted, and with posture.repair repaired), without it\n"+
+		"only reported. Exit 1 when anything was tampered or missing or a posture check fails.")
 	configFile := configFlag(fs)
 	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
 	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
@@ -183,6 +207,7 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	err = svc.Engine().Audit(ctx, *restore, func(d *engine.Decision) {
 		n++
 		out.add(d)
+		svc.Attribute(ctx, d)
 		if e.terminal {
 			fmt.Fprint(e.stderr, "\r\033[K")
 		}
@@ -213,6 +238,12 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := printAuditLogging(ctx, e, svc, out.newest); err != nil {
+		return err
+	}
+	if err := printPosture(ctx, e, svc, &out); err != nil {
+		return err
+	}
 	if printErr != nil {
 		return printErr
 	}
@@ -230,4 +261,74 @@ func summary(counts map[string]int) string {
 		return "nothing to check"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printAuditLogging says, for each bucket it read, whether Data Access audit logs appear on
+// (a {"kind":"audit_logs",…} line; a note on stderr when they appear off). Nothing when
+// attribution is off (TAMPERGUARD_AUDIT_LOGS unset): then nobody can tell.
+func printAuditLogging(ctx context.Context, e env, svc *delivery.Service, newest map[string]time.Time) error {
+	buckets := make([]string, 0, len(newest))
+	for b := range newest {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	for _, b := range buckets {
+		l, ok, err := svc.AuditLogging(ctx, b, newest[b])
+		if !ok {
+			return nil
+		}
+		line := struct {
+			Kind        string `json:"kind"`
+			Bucket      string `json:"bucket"`
+			DataWrite   string `json:"data_write_logging"`
+			NewestWrite string `json:"newest_write"`
+			Error       string `json:"error,omitempty"`
+		}{"audit_logs", b, string(l), newest[b].UTC().Format(time.RFC3339Nano), ""}
+		if err != nil {
+			line.Error = err.Error()
+			fmt.Fprintf(e.stderr, "could not tell whether Data Access audit logs are on for gs://%s: %v\n", b, err)
+		}
+		if l == auditlog.LoggingOff {
+			fmt.Fprintf(e.stderr, "NOTE: Data Access audit logs for Cloud Storage appear off for gs://%s (no DATA_WRITE entry since its newest write, %s): writers cannot be named; turn them on (terraform: storage_data_write_audit_logs)\n",
+				b, line.NewestWrite)
+		}
+		data, err := json.Marshal(line)
+		if err != nil {
+			return err
+		}
+		if _, err := fmt.Fprintf(e.stdout, "%s\n", data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printPosture runs the posture checks (with a posture: section) and prints one JSON line
+// per check; a failing one makes the audit exit 1.
+func printPosture(ctx context.Context, e env, svc *delivery.Service, out *outcome) error {
+	r, err := svc.CheckPosture(ctx)
+	if r == nil && err == nil {
+		return nil
+	}
+	if r != nil {
+		for _, f := range r.Findings {
+			data, jerr := json.Marshal(f)
+			if jerr != nil {
+				return jerr
+			}
+			if _, werr := fmt.Fprintf(e.stdout, "%s\n", data); werr != nil {
+				return werr
+			}
+			if f.Status == posture.StatusFailing {
+				out.postureFailing = true
+				fmt.Fprintf(e.stderr, "POSTURE FAILING: gs://%s %s: %s\n", f.Bucket, f.Check, f.Detail)
+			} else if f.Status == posture.StatusChanged {
+				fmt.Fprintf(e.stderr, "POSTURE CHANGED: gs://%s %s: %s\n", f.Bucket, f.Check, f.Detail)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("posture: %w", err)
+	}
+	return nil
 }

@@ -224,6 +224,12 @@ const (
 	// StatusLogsOff: Settle has passed and the bucket has no DATA_WRITE entry at all around
 	// the write: Data Access logs for Cloud Storage appear off.
 	StatusLogsOff Status = "logs_off"
+	// StatusUnavailable: the Logging API could not be read (Note says why: a permission, a
+	// missing log view, an outage); the writer is unknown, not absent.
+	StatusUnavailable Status = "unavailable"
+	// StatusOff: attribution is not configured for this deployment (no audit log resource
+	// to read), so nobody looked.
+	StatusOff Status = "off"
 )
 
 // Attribution is the answer for one write.

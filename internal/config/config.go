@@ -46,6 +46,8 @@ type Config struct {
 	ReleaseTTL Duration `yaml:"release_ttl"`
 	// State is where incidents, evidence and rollback marks are kept (optional).
 	State State `yaml:"state"`
+	// Posture says which bucket's guard the posture checks watch (optional; posture.go).
+	Posture *PostureSpec `yaml:"posture"`
 
 	// Origin names where the configuration came from, for messages.
 	Origin string `yaml:"-"`
@@ -291,7 +293,11 @@ func parse(src Source) (*Config, error) {
 			return nil, fmt.Errorf("line %d: rules[%d].bucket: %q is also the state bucket; keep tamperguard's records apart from what it watches", lineOf(&root, "rules", i, "bucket"), i, r.Bucket)
 		}
 	}
+	if err := cfg.validatePosture(&root); err != nil {
+		return nil, err
+	}
 	cfg.Policy = cfg.policy()
+	cfg.Policy.Posture = cfg.posturePolicy()
 	return cfg, nil
 }
 

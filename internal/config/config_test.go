@@ -148,7 +148,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"not yaml", "rules: [", []string{"not valid YAML"}},
 		{"no rules", "release_ttl: 5s\n", []string{"no rules"}},
-		{"unknown top field", "rulez: []\n", []string{"line 1", `unknown field "rulez"`, "known fields: release_ttl, rules, state"}},
+		{"unknown top field", "rulez: []\n", []string{"line 1", `unknown field "rulez"`, "known fields: posture, release_ttl, rules, state"}},
 		{"unknown rule field", good("    on_mismatc: alert\n"), []string{"line 8", `rules[0]: unknown field "on_mismatc"`}},
 		{"unknown release field", strings.Replace(good(""), "git: git/uploader.git", "gti: git/uploader.git", 1), []string{"line 5", `rules[0].release: unknown field "gti"`}},
 		{"duplicate field", good("    bucket: b-2\n"), []string{"line 8", `"bucket" given twice`}},

@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/tamperguard/tamperguard/alerting"
+	"github.com/tamperguard/tamperguard/internal/auditlog"
 	"github.com/tamperguard/tamperguard/internal/config"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
+	"github.com/tamperguard/tamperguard/internal/posture"
 	"github.com/tamperguard/tamperguard/internal/version"
 )
 
@@ -47,12 +51,12 @@ type Env struct {
 // SLACK_CHANNEL or SLACK_WEBHOOK_URL, else the log only. With a state bucket, the Slack
 // thread of repeated incidents is kept there so every instance threads alike. A variable so
 // tests can count alerts.
-var NewNotifier = func(getenv func(string) string, log *slog.Logger, store engine.Store, stateBucket string) (engine.Notifier, error) {
+var NewNotifier = func(getenv func(string) string, log *slog.Logger, store engine.Store, stateBucket string, render alerting.RenderOptions) (engine.Notifier, error) {
 	var threads alerting.ThreadStore // nil: in memory
 	if stateBucket != "" {
 		threads = alerting.NewStateThreads(store, stateBucket)
 	}
-	return alerting.FromEnv(getenv, log, threads)
+	return alerting.NewFromEnv(getenv, alerting.EnvOptions{Logger: log, Threads: threads, Render: render})
 }
 
 // Build loads the configuration (the YAML stops here: the service gets its policy) and the
@@ -105,20 +109,79 @@ func Build(ctx context.Context, env Env) (*Service, error) {
 	}
 	var notifier engine.Notifier
 	if env.Alerting {
-		notifier, err = NewNotifier(getenv, log, store, cfg.Policy.StateBucket)
-		if err != nil {
+		render := alerting.RenderOptions{Deployment: strings.TrimSpace(getenv(EnvDeployment)), Version: version.Get().Short()}
+		if env.TextAlerts != nil && !alerting.Configured(getenv) {
+			notifier = alerting.NewTextNotifier(env.TextAlerts, render)
+		} else if notifier, err = NewNotifier(getenv, log, store, cfg.Policy.StateBucket, render); err != nil {
 			closeClient()
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 	}
-	s, err := New(Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: log, MaxEventAge: maxAge,
-		Concurrency: env.Concurrency, Report: env.Report})
+	o := Options{Policy: cfg.Policy, Store: store, Notifier: notifier, Logger: log, MaxEventAge: maxAge,
+		Concurrency: env.Concurrency, Report: env.Report}
+	if err := buildAttribution(ctx, getenv, log, &o); err != nil {
+		closeClient()
+		return nil, err
+	}
+	if p := cfg.Policy.Posture; p != nil {
+		// check and audit without --restore observe: they neither record a change as
+		// reported nor repair, so the deployment's own audit still alerts about it.
+		var st posture.Store = posture.NewMemoryStore()
+		if cfg.Policy.StateBucket != "" {
+			st = NewStatePostureStore(store, cfg.Policy.StateBucket, log)
+		}
+		pc := PostureConfig(p)
+		if !env.Alerting {
+			st, pc.Repair = observeOnly{st}, false
+		}
+		checker, err := posture.New(client, st, pc)
+		if err != nil {
+			closeClient()
+			return nil, fmt.Errorf("posture: %w", err)
+		}
+		o.Posture, o.PostureBucket = checker, p.Bucket
+	}
+	s, err := New(o)
 	if err != nil {
 		closeClient()
 		return nil, err
 	}
 	s.closer = append(s.closer, closeClient)
 	return s, nil
+}
+
+// buildAttribution reads TAMPERGUARD_AUDIT_LOGS and TAMPERGUARD_LOGGING_ENDPOINT into o.
+func buildAttribution(ctx context.Context, getenv func(string) string, log *slog.Logger, o *Options) error {
+	resource := strings.TrimSpace(getenv(EnvAuditLogs))
+	endpoint := strings.TrimSpace(getenv(EnvLoggingEndpoint))
+	if resource == "" {
+		if endpoint != "" {
+			log.Warn(EnvLoggingEndpoint + " is ignored: " + EnvAuditLogs + " is not set, so attribution is off")
+		}
+		return nil
+	}
+	opts := []auditlog.Option{auditlog.WithRetry(DefaultAttributionRetry...)}
+	from := resource
+	if endpoint != "" {
+		opts = append(opts, auditlog.WithEndpoint(endpoint))
+		from += " through " + redactURL(endpoint)
+	}
+	c, err := auditlog.New(ctx, resource, opts...)
+	if err != nil {
+		return fmt.Errorf("%s / %s: %w", EnvAuditLogs, EnvLoggingEndpoint, err)
+	}
+	o.Attribution, o.AttributionFrom = c, from
+	return nil
+}
+
+// redactURL is a URL without user info, query or fragment, for the startup line.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // ReadyAttrs describe the service for its startup line.
@@ -128,7 +191,7 @@ func (s *Service) ReadyAttrs() []any {
 		dedup = "no state bucket: incidents are de-duplicated within this instance only; duplicates delivered to other instances are not"
 	}
 	return []any{"version", version.Get().Short(), "config", s.pol.Origin, "rules", len(s.pol.Rules), "state_bucket", s.pol.StateBucket,
-		"incidents", dedup, "max_event_age", s.maxAge.String()}
+		"incidents", dedup, "max_event_age", s.maxAge.String(), "attribution", s.Attribution(), "posture", s.Posture()}
 }
 
 // DeliverCloudEvent decodes a CloudEvent (Eventarc storage event or Pub/Sub message) and

@@ -14,6 +14,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
+	"github.com/tamperguard/tamperguard/internal/auditlog"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gsref"
 )
@@ -53,6 +54,9 @@ type Request struct {
 	ID    string       // the CloudEvent id
 	Audit bool         // run a full audit (Event is empty but for ID and Time)
 	Event engine.Event // the storage event
+	// Posture is an audit log entry from the posture route (an Admin Activity log sink): a
+	// hint to check the watched bucket's posture now (Event is empty but for ID and Time).
+	Posture *auditlog.Entry
 
 	// From a Pub/Sub-wrapped notification, for the log line.
 	MessageID   string
@@ -257,7 +261,13 @@ func decodeNotification(req *Request, prefix string, attrs map[string]string, da
 
 	et, ok := attrs["eventType"]
 	if !ok {
-		return malformed(prefix+"attributes.eventType", "missing: not a Cloud Storage notification")
+		// A log sink publishes each LogEntry as the message's data, without attributes a
+		// notification has: the posture route's Admin Activity entries.
+		if e, err := auditlog.ParseEntry(data); err == nil {
+			req.Posture = &e
+			return nil
+		}
+		return malformed(prefix+"attributes.eventType", "missing: not a Cloud Storage notification (nor an audit log entry)")
 	}
 	kind, ok := notificationKinds[et]
 	if !ok {

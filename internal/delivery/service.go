@@ -20,11 +20,14 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/tamperguard/tamperguard/internal/auditlog"
 	"github.com/tamperguard/tamperguard/internal/cloudlog"
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/policy"
+	"github.com/tamperguard/tamperguard/internal/posture"
 )
 
 // DefaultMaxEventAge is how old an event may be and still be acted on. Older ones have
@@ -53,6 +56,22 @@ type Options struct {
 	Now    func() time.Time
 	// Lease overrides the policy's incident lease (tests).
 	Lease time.Duration
+
+	// Attribution looks up who made a write in Cloud Audit Logs (nil: attribution is off,
+	// and alerts say so); AttributionFrom names what it reads, for the startup line.
+	Attribution     Attributor
+	AttributionFrom string
+	// AttributionTimeout bounds the first look (default DefaultAttributionTimeout).
+	AttributionTimeout time.Duration
+	// FollowUps are the pauses before each later look for a writer that was not yet in the
+	// audit logs (nil: DefaultFollowUps; empty: none).
+	FollowUps []time.Duration
+	// Sleep waits for the follow-ups (default: a timer; tests: a fake clock).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Posture checks the watched bucket's posture at every audit and on Admin Activity
+	// entries (nil: no posture checks); PostureBucket is the bucket it checks.
+	Posture       PostureChecker
+	PostureBucket string
 }
 
 // Service is one configured runtime: an engine, its alert dispatcher and the rules above.
@@ -67,6 +86,24 @@ type Service struct {
 	report func(*engine.Decision)
 	pol    *policy.Policy
 	closer []func() error
+
+	notifier    engine.Notifier
+	attr        Attributor
+	attrFrom    string
+	attrTimeout time.Duration
+	followUps   []time.Duration
+	sleep       func(context.Context, time.Duration) error
+	posture     *postureRunner
+
+	// bg lives as long as the service: follow-ups and posture alerts run on it.
+	bg     context.Context
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	fmu    sync.Mutex
+	closed bool
+	// following are the writes being looked up again.
+	following map[string]bool
+	rmu       sync.Mutex // serializes report
 }
 
 // New builds the engine for the policy and the runtime around it.
@@ -74,7 +111,25 @@ func New(o Options) (*Service, error) {
 	if o.Policy == nil || o.Store == nil {
 		return nil, errors.New("delivery: a policy and a store are required")
 	}
-	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, pol: o.Policy}
+	s := &Service{log: o.Logger, maxAge: o.MaxEventAge, now: o.Now, report: o.Report, pol: o.Policy,
+		notifier: o.Notifier, attr: o.Attribution, attrFrom: o.AttributionFrom, attrTimeout: o.AttributionTimeout,
+		followUps: o.FollowUps, sleep: o.Sleep, following: map[string]bool{}}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	if s.attrTimeout <= 0 {
+		s.attrTimeout = DefaultAttributionTimeout
+	}
+	if s.followUps == nil {
+		s.followUps = DefaultFollowUps
+	}
+	if s.sleep == nil {
+		s.sleep = sleepCtx
+	}
+	if o.Posture != nil {
+		if o.PostureBucket == "" {
+			return nil, errors.New("delivery: a posture checker needs the bucket it checks")
+		}
+		s.posture = newPostureRunner(o.Posture, o.PostureBucket)
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -113,8 +168,13 @@ func (s *Service) Alerts() *Dispatcher { return s.alerts }
 // MaxEventAge is the max-age gate in force.
 func (s *Service) MaxEventAge() time.Duration { return s.maxAge }
 
-// Close lets go of what Build opened.
+// Close stops the follow-ups and lets go of what Build opened.
 func (s *Service) Close() error {
+	s.fmu.Lock()
+	s.closed = true
+	s.fmu.Unlock()
+	s.stop()
+	s.wg.Wait()
 	var errs []error
 	for _, c := range s.closer {
 		errs = append(errs, c())
@@ -181,15 +241,21 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 	if req.Audit {
 		return s.audit(ctx, req)
 	}
+	if req.Posture != nil {
+		return s.postureHint(ctx, req)
+	}
 	if !s.acquire(ctx) {
 		return Outcome{Why: "shutdown", Err: ctx.Err()}
 	}
 	d := s.eng.Handle(ctx, req.Event)
 	s.releaseSlot()
-	s.logDecision(ctx, req, &d)
-	if s.report != nil {
-		s.report(&d)
+	// Who wrote it, outside the work slot and before the line, so that both carry it.
+	pending := false
+	if d.AlertDue() {
+		pending = s.Attribute(ctx, &d)
 	}
+	s.logDecision(ctx, req, &d)
+	s.reportDecision(&d)
 	switch {
 	case d.Transient && d.Reason == engine.ReasonHeld:
 		if d.AlertDue() {
@@ -205,7 +271,30 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 	if err := s.alerts.Wait(ctx, &d); err != nil {
 		return Outcome{Why: "alert_pending", Err: err}
 	}
+	if pending {
+		s.followUp(&d)
+	}
 	return ack("final")
+}
+
+func (s *Service) reportDecision(d *engine.Decision) {
+	if s.report == nil {
+		return
+	}
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.report(d)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *Service) acquire(ctx context.Context) bool {
@@ -226,27 +315,57 @@ func (s *Service) releaseSlot() {
 	}
 }
 
-// audit runs a requested audit (with repairs). Its alerts go out as it goes; the request
-// is retried when anything could not be judged or alerted for now.
+// audit runs a requested audit (with repairs), then the posture checks. Its alerts go out
+// as it goes; the request is retried when anything could not be judged or alerted for now.
 func (s *Service) audit(ctx context.Context, req Request) Outcome {
 	if !s.acquire(ctx) {
 		return Outcome{Why: "shutdown", Err: ctx.Err()}
 	}
 	counts := map[engine.Verdict]int{}
 	transient := 0
-	var sent []<-chan error
+	newest := map[string]time.Time{}
+	var (
+		mu      sync.Mutex
+		sent    []<-chan error
+		looking sync.WaitGroup
+	)
+	lookups := make(chan struct{}, auditLookups)
+	finish := func(d *engine.Decision, pending bool) {
+		s.logDecision(ctx, req, d)
+		s.reportDecision(d)
+		c := s.alerts.Send(d)
+		if pending {
+			c = s.followUpWhenSent(c, d)
+		}
+		mu.Lock()
+		sent = append(sent, c)
+		mu.Unlock()
+	}
 	err := s.eng.Audit(ctx, true, func(d *engine.Decision) {
 		counts[d.Verdict]++
 		if d.Transient {
 			transient++
 		}
-		s.logDecision(ctx, req, d)
-		if s.report != nil {
-			s.report(d)
+		if !d.Created.IsZero() && d.Created.After(newest[d.Bucket]) {
+			newest[d.Bucket] = d.Created
 		}
-		sent = append(sent, s.alerts.Send(d))
+		if _, ok := writeOf(d); !ok || !d.AlertDue() || d.Transient {
+			finish(d, false)
+			return
+		}
+		// Who wrote it is looked up outside the work slot: the audit goes on meanwhile.
+		cp := *d
+		looking.Add(1)
+		go func() {
+			defer looking.Done()
+			lookups <- struct{}{}
+			pending := s.Attribute(ctx, &cp)
+			<-lookups
+			finish(&cp, pending)
+		}()
 	})
 	s.releaseSlot()
+	looking.Wait()
 	undelivered := 0
 	for _, c := range sent {
 		select {
@@ -258,9 +377,20 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 			undelivered++
 		}
 	}
+	s.noteAuditLogging(ctx, newest)
+	report, perr := s.runPosture(ctx, "audit", true)
 	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered)
 	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
 		attrs = append(attrs, string(v), counts[v])
+	}
+	if report != nil {
+		failing := 0
+		for _, f := range report.Findings {
+			if f.Status == posture.StatusFailing {
+				failing++
+			}
+		}
+		attrs = append(attrs, "posture_failing", failing)
 	}
 	switch {
 	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
@@ -275,9 +405,47 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 	case undelivered > 0:
 		s.log.Error("audit finished but alerts could not be sent; the request will be delivered again", attrs...)
 		return Outcome{Why: "alert_pending", Err: fmt.Errorf("%d alerts not delivered", undelivered)}
+	case perr != nil && (errors.Is(perr, engine.ErrTransient) || ctx.Err() != nil):
+		s.log.Error("audit finished but the posture record could not be kept; the request will be delivered again", append(attrs, "error", perr.Error())...)
+		return Outcome{Why: "audit_incomplete", Err: perr}
 	}
 	s.log.Info("audit finished", attrs...)
 	return ack("final")
+}
+
+// auditLookups bounds the writers an audit looks up at once.
+const auditLookups = 4
+
+// followUpWhenSent passes on c's result and, once the alert went out, has its writer looked
+// up again later.
+func (s *Service) followUpWhenSent(c <-chan error, d *engine.Decision) <-chan error {
+	out := make(chan error, 1)
+	cp := *d
+	go func() {
+		err := <-c
+		if err == nil {
+			s.followUp(&cp)
+		}
+		out <- err
+	}()
+	return out
+}
+
+// noteAuditLogging says in the log when Data Access audit logs of a watched bucket appear
+// off, judged by the newest write the audit read there.
+func (s *Service) noteAuditLogging(ctx context.Context, newest map[string]time.Time) {
+	for b, t := range newest {
+		l, ok, err := s.AuditLogging(ctx, b, t)
+		switch {
+		case !ok:
+			return
+		case err != nil:
+			s.log.Warn("whether Data Access audit logs are on could not be told", "bucket", b, "error", err.Error())
+		case l == auditlog.LoggingOff:
+			s.log.Warn("Data Access audit logs for Cloud Storage appear off: writers cannot be named; turn them on (terraform: storage_data_write_audit_logs)",
+				"bucket", b, "newest_write", t.UTC().Format(time.RFC3339))
+		}
+	}
 }
 
 // eventAttrs are the attributes that identify a request on every line about it.
@@ -287,7 +455,7 @@ func eventAttrs(req Request) []any {
 	if req.MessageID != "" {
 		a = append(a, "message_id", clip(req.MessageID))
 	}
-	if !req.Audit {
+	if !req.Audit && req.Posture == nil {
 		a = append(a, "kind", string(ev.Kind), "bucket", ev.Bucket, "object", ev.Object, "generation", ev.Generation)
 	}
 	return a
@@ -361,6 +529,7 @@ func (s *Service) logDecision(ctx context.Context, req Request, d *engine.Decisi
 	add("duplicate", true, d.Duplicate)
 	add("transient", true, d.Transient)
 	add("error", d.Error, d.Error != "")
+	add("written_by", d.WrittenBy, d.WrittenBy != nil)
 	if len(d.MetadataChanges) != 0 {
 		changes := map[string]string{}
 		for k, v := range d.MetadataChanges {

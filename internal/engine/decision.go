@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
+	"github.com/tamperguard/tamperguard/internal/auditlog"
 	"github.com/tamperguard/tamperguard/internal/gsref"
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -36,6 +37,10 @@ type Decision struct {
 	// Floor says why the object was judged against the last release that verified (the
 	// floor) rather than a fresh one: newer candidates refused, or the source unreachable.
 	Floor string `json:"floor,omitempty"`
+	// WrittenBy is who made the judged write, as Cloud Audit Logs say: set by the delivery
+	// runtime after the judgement, for a tampering, deletion or metadata change whose alert
+	// is due (nil when nobody looked).
+	WrittenBy *auditlog.Attribution `json:"written_by,omitempty"`
 
 	Detail `json:"-"`
 

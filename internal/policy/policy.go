@@ -28,6 +28,8 @@ type Policy struct {
 	ReleaseTTL time.Duration
 	// Origin names where the policy came from (a configuration file), for messages.
 	Origin string
+	// Posture is what the posture checks watch (nil: no posture: section, no checks).
+	Posture *Posture
 }
 
 // Response is what a rule does about a tampered object.

@@ -150,6 +150,9 @@ type Finding struct {
 	Thread string
 	// Repair says what posture.repair did ("" when nothing was tried).
 	Repair string
+	// Repaired: the failing setting was put back and read back as healthy (Status is then
+	// changed: the guard is up again, and people must still hear that it was down).
+	Repaired bool
 	// Err is why the check could not be made (Status is then failing).
 	Err error
 }
@@ -167,8 +170,9 @@ func (f Finding) MarshalJSON() ([]byte, error) {
 		Baseline string `json:"baseline,omitempty"`
 		New      bool   `json:"new"`
 		Repair   string `json:"repair,omitempty"`
+		Repaired bool   `json:"repaired,omitempty"`
 		Error    string `json:"error,omitempty"`
-	}{"posture", f.Bucket, f.Check, f.Status, f.Detail, f.Observed, f.Baseline, f.New, f.Repair, ""}
+	}{"posture", f.Bucket, f.Check, f.Status, f.Detail, f.Observed, f.Baseline, f.New, f.Repair, f.Repaired, ""}
 	if f.Err != nil {
 		out.Error = f.Err.Error()
 	}
@@ -562,7 +566,7 @@ func (k *Checker) repair(ctx context.Context, report *Report, check string, o ob
 		f.Repair = "notification config re-created (" + k.cfg.Notification.String() + ") and read back"
 	}
 	f.Detail = bound(f.Detail+"; repaired by tamperguard", maxDetail)
-	f.Status = StatusChanged
+	f.Status, f.Repaired = StatusChanged, true
 	f.Observed = after.value
 	// Record the repaired state as the last one seen, so the next run reports it as ok.
 	for attempt := 0; ; attempt++ {

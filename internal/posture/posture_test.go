@@ -95,6 +95,7 @@ func TestVersioningRepair(t *testing.T) {
 	assert.Equal(t, StatusChanged, f.Status, "repaired: the bucket is guarded again, and the change is reported")
 	assert.True(t, f.New)
 	assert.Equal(t, "versioning re-enabled and read back", f.Repair)
+	assert.True(t, f.Repaired)
 	assert.Contains(t, f.Detail, "object versioning is off")
 	assert.Contains(t, f.Detail, "repaired by tamperguard")
 	assert.Equal(t, "enabled", f.Observed)
