@@ -765,6 +765,80 @@ func TestChecksFile(t *testing.T) {
 	assert.Contains(t, string(script), "--exclude=./checks.tf", "check.sh leaves out checks.tf, and only that file, from the scan")
 }
 
+// TestExample: the example speaks the module's language (a variable passed straight to the
+// module has the module's name, and the module's default and type when it has them), its
+// tfvars file names only its variables, and its README walks a first deployment through.
+func TestExample(t *testing.T) {
+	mod := load(t, ".")
+	dir := filepath.Join("examples", "basic")
+	ex := load(t, dir)
+
+	src, err := os.ReadFile(filepath.Join(dir, "main.tf"))
+	require.NoError(t, err)
+	f, diags := hclsyntax.ParseConfig(src, "main.tf", hcl.InitialPos)
+	require.False(t, diags.HasErrors(), "%s", diags)
+	var call *hclsyntax.Block
+	for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+		if b.Type == "module" && len(b.Labels) == 1 && b.Labels[0] == "tamperguard" {
+			call = b
+		}
+	}
+	require.NotNil(t, call, "examples/basic/main.tf has no module \"tamperguard\"")
+	passed := 0
+	for name, a := range call.Body.Attributes {
+		if name == "source" {
+			continue
+		}
+		_, known := mod.variables[name]
+		assert.True(t, known, "the example passes %s, which the module does not have", name)
+		if tr, ok := a.Expr.(*hclsyntax.ScopeTraversalExpr); ok && len(tr.Traversal) == 2 && tr.Traversal.RootName() == "var" {
+			passed++
+			assert.Equal(t, name, tr.Traversal[1].(hcl.TraverseAttr).Name, "the example's variable for the module's %s must be named like it", name)
+		}
+	}
+	assert.GreaterOrEqual(t, passed, 8)
+
+	compact := func(m *module, b *hclsyntax.Block, attr string) string {
+		return strings.Join(strings.Fields(m.attr(b, attr)), "")
+	}
+	for name, v := range ex.variables {
+		mv, ok := mod.variables[name]
+		if !ok {
+			continue
+		}
+		assert.Equal(t, compact(mod, mv, "type"), compact(ex, v, "type"), "variable %s: the example's type differs from the module's", name)
+		if _, has := mv.Body.Attributes["default"]; has {
+			assert.Equal(t, compact(mod, mv, "default"), compact(ex, v, "default"), "variable %s: the example's default differs from the module's", name)
+		}
+	}
+	assert.Equal(t, cty.False, value(t, ex.variables["public_read"], "default"), "private unless asked for, like the module")
+
+	// terraform.tfvars.example: what is set, and what is offered commented out, names the
+	// example's variables.
+	tfvars, err := os.ReadFile(filepath.Join(dir, "terraform.tfvars.example"))
+	require.NoError(t, err)
+	vf, diags := hclsyntax.ParseConfig(tfvars, "terraform.tfvars.example", hcl.InitialPos)
+	require.False(t, diags.HasErrors(), "%s", diags)
+	names := keysOf(ex.variables)
+	for name := range vf.Body.(*hclsyntax.Body).Attributes {
+		assert.Contains(t, names, name, "terraform.tfvars.example sets %s, which the example does not have", name)
+	}
+	// Top-level settings offered commented out ("# name = …"; nested lines are indented).
+	offered := regexp.MustCompile(`(?m)^# ?([a-z_]+)\s*=`).FindAllStringSubmatch(string(tfvars), -1)
+	require.NotEmpty(t, offered)
+	for _, m := range offered {
+		assert.Contains(t, names, m[1], "terraform.tfvars.example offers %s, which the example does not have", m[1])
+	}
+	assert.Contains(t, string(tfvars), "webhook_url_secret", "the incoming webhook is offered")
+	assert.Contains(t, string(tfvars), "bot_token_secret", "the bot token is offered")
+
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	require.NoError(t, err)
+	for _, want := range []string{"tamperguard package -o", "terraform init", "terraform apply", "## Test it right after apply", "## Public downloads", "## Tear it down", "terraform destroy"} {
+		assert.Contains(t, string(readme), want, "examples/basic/README.md")
+	}
+}
+
 // inFileOrder returns the blocks' names in the order they are written.
 func inFileOrder(blocks map[string]*hclsyntax.Block) []string {
 	names := slices.Collect(maps.Keys(blocks))
