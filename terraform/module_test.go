@@ -956,6 +956,14 @@ func yamlField(typ reflect.Type, key string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
+// zeroStruct is the zero value of a struct type, or of the struct a pointer type points to.
+func zeroStruct(typ reflect.Type) any {
+	if typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	return reflect.New(typ).Elem().Interface()
+}
+
 // localItemsExpr is a local's object literal.
 func (m *module) localItemsExpr(t *testing.T, local string) *hclsyntax.ObjectConsExpr {
 	t.Helper()
@@ -1017,13 +1025,9 @@ func TestRulesMatchTheConfigurationFormat(t *testing.T) {
 	notificationKeys := keysOf(merge(objectConsKeys(t, m.localItemsExpr(t, "notification")), "object_name_prefix"))
 	assert.Equal(t, []string{"event_types", "object_name_prefix", "payload_format", "topic"}, notificationKeys)
 	if f, ok := yamlField(reflect.TypeOf(config.Config{}), "posture"); ok {
-		assert.Equal(t, yamlFields(reflect.New(f.Type).Elem().Interface()), keysOf(postureKeys), "posture keys as internal/config reads them")
+		assert.Equal(t, yamlFields(zeroStruct(f.Type)), keysOf(postureKeys), "posture keys as internal/config reads them")
 		if nf, ok := yamlField(f.Type, "notification"); ok {
-			nt := nf.Type
-			if nt.Kind() == reflect.Pointer {
-				nt = nt.Elem()
-			}
-			assert.Equal(t, yamlFields(reflect.New(nt).Elem().Interface()), notificationKeys, "posture.notification keys as internal/config reads them")
+			assert.Equal(t, yamlFields(zeroStruct(nf.Type)), notificationKeys, "posture.notification keys as internal/config reads them")
 		}
 	}
 	// state: the module sets the bucket; every key it sets is one the configuration reads
