@@ -27,20 +27,17 @@ resource "google_pubsub_topic" "dead_letter" {
   depends_on = [google_project_service.apis]
 }
 
-# All four kinds: in a versioned bucket, deleting the live object is an OBJECT_ARCHIVE, and
-# an overwrite is a finalize of the new generation (overwroteGeneration) plus an archive of
-# the old one (overwrittenByGeneration).
+# All four kinds (local.notification, which the posture check also expects): in a versioned
+# bucket, deleting the live object is an OBJECT_ARCHIVE, and an overwrite is a finalize of
+# the new generation (overwroteGeneration) plus an archive of the old one
+# (overwrittenByGeneration). With watched_object_prefix, objects outside the prefix send
+# nothing: only the scheduled audit judges them.
 resource "google_storage_notification" "watched" {
   bucket             = local.watched_bucket
   topic              = google_pubsub_topic.events.id
-  payload_format     = "JSON_API_V1"
+  payload_format     = local.notification.payload_format
+  event_types        = local.notification.event_types
   object_name_prefix = var.watched_object_prefix
-  event_types = [
-    "OBJECT_FINALIZE",
-    "OBJECT_METADATA_UPDATE",
-    "OBJECT_DELETE",
-    "OBJECT_ARCHIVE",
-  ]
 
   lifecycle {
     precondition {
@@ -168,4 +165,12 @@ resource "google_cloud_scheduler_job" "audit" {
   }
 
   depends_on = [google_project_service.apis]
+}
+
+locals {
+  # Guarded object patterns whose fixed beginning (up to the first glob character or {tag})
+  # does not start with watched_object_prefix: some of their objects send no event.
+  objects_outside_prefix = var.watched_object_prefix == null ? [] : distinct(flatten([
+    for r in var.rules : [for o in r.objects : o if !startswith(regex("^[^*?\\[\\\\{]*", o), var.watched_object_prefix)]
+  ]))
 }

@@ -54,13 +54,15 @@ resource "google_cloudfunctions2_function" "this" {
   }
 
   service_config {
-    service_account_email          = google_service_account.runtime.email
-    ingress_settings               = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision = true
-    available_memory               = var.function_memory
-    timeout_seconds                = var.function_timeout_seconds
-    max_instance_count             = var.max_instances
-    min_instance_count             = 0
+    service_account_email            = google_service_account.runtime.email
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    available_memory                 = var.function_memory
+    available_cpu                    = var.function_cpu
+    timeout_seconds                  = var.function_timeout_seconds
+    max_instance_request_concurrency = var.max_instance_request_concurrency
+    max_instance_count               = var.max_instance_count
+    min_instance_count               = var.min_instance_count
 
     environment_variables = local.function_env
 
@@ -91,5 +93,6 @@ resource "google_cloudfunctions2_function" "this" {
     google_storage_bucket_iam_member.runtime_watched,
     google_storage_bucket_iam_member.runtime_state,
     google_secret_manager_secret_iam_member.runtime_slack,
+    google_logging_log_view_iam_member.runtime_audit_view,
   ]
 }

@@ -37,11 +37,33 @@ locals {
 
   labels = merge(var.labels, { "managed-by" = "terraform", "app" = "tamperguard" })
 
+  # The notification config that feeds the function (events.tf), and what the posture
+  # check expects to find on the watched bucket: one definition for both.
+  notification = {
+    topic          = "projects/${var.project_id}/topics/${google_pubsub_topic.events.name}"
+    event_types    = ["OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"]
+    payload_format = "JSON_API_V1"
+  }
+
+  # The log view through which the runtime reads the watched bucket's Data Access entries
+  # (audit_logs.tf), by its full resource name: the Logging API's entries:list takes it.
+  audit_log_view = "projects/${var.project_id}/locations/${google_logging_project_bucket_config.audit.location}/buckets/${google_logging_project_bucket_config.audit.bucket_id}/views/${google_logging_log_view.watched_writes.name}"
+
   # tamperguard's configuration (internal/config): the typed rules with the watched bucket
-  # filled in and unset fields left out, the state bucket, the release cache TTL.
+  # filled in and unset fields left out, the state bucket, the release cache TTL, and what
+  # the posture checks compare the watched bucket with.
   config = {
     release_ttl = var.release_ttl
     state       = { bucket = local.state_bucket }
+    posture = {
+      project = var.project_id
+      bucket  = local.watched_bucket
+      notification = merge(local.notification,
+        var.watched_object_prefix != null ? { object_name_prefix = var.watched_object_prefix } : {},
+      )
+      repair                  = var.posture_repair
+      allowed_hmac_access_ids = var.allowed_hmac_access_ids
+    }
     rules = [for r in var.rules : merge(
       {
         bucket  = local.watched_bucket
@@ -65,13 +87,17 @@ locals {
   }
   config_yaml = yamlencode(local.config)
 
-  # Plain environment: nothing here is secret (public keys, URLs, names).
+  # Plain environment: nothing here is secret (public keys, URLs, names). The deployment's
+  # name goes into every alert's context; the audit log view only when the module turns the
+  # Data Access logs on (without it the function says that attribution is off).
   function_env = merge(
     {
       TAMPERGUARD_CONFIG        = local.config_yaml
       TAMPERGUARD_LOG_LEVEL     = var.log_level
       TAMPERGUARD_MAX_EVENT_AGE = var.max_event_age
+      TAMPERGUARD_DEPLOYMENT    = local.name
     },
+    var.storage_data_write_audit_logs ? { TAMPERGUARD_AUDIT_LOGS = local.audit_log_view } : {},
     try(var.slack.bot_token_secret, null) != null ? { SLACK_CHANNEL = var.slack.channel } : {},
   )
 

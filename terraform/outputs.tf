@@ -59,8 +59,8 @@ output "config_yaml" {
 }
 
 output "audit_log_view" {
-  description = "The log view the runtime account may read: the watched bucket's Data Access audit entries (the resource name for the Logging API's entries:list)."
-  value       = google_logging_log_view.watched_writes.id
+  description = "The log view the runtime account may read, projects/P/locations/L/buckets/B/views/V: the watched bucket's Data Access audit entries (the resource name for the Logging API's entries:list; the function's TAMPERGUARD_AUDIT_LOGS when storage_data_write_audit_logs is on)."
+  value       = local.audit_log_view
 }
 
 output "posture_topic" {

@@ -124,8 +124,13 @@ variable "soft_delete_retention_days" {
 
 variable "watched_object_prefix" {
   type        = string
-  description = "Only objects whose names start with this prefix produce notifications (null: every object). The rules still decide which objects are guarded."
+  description = "Filter events at the source: only objects whose names start with this prefix produce notifications (the notification config's object_name_prefix; null: every object). The rules still decide which objects are guarded; a guarded object outside the prefix is judged only by the scheduled audit."
   default     = null
+
+  validation {
+    condition     = var.watched_object_prefix == null || try(length(var.watched_object_prefix) > 0 && length(var.watched_object_prefix) <= 1024, false)
+    error_message = "watched_object_prefix must be null (every object) or a non-empty object name prefix of at most 1024 bytes."
+  }
 }
 
 # --- What is guarded, and by which signed release -----------------------------------------
@@ -343,8 +348,8 @@ variable "audit_time_zone" {
 
 variable "function_memory" {
   type        = string
-  description = "Memory of each function instance (objects are hashed as streams; the diff of a text object is bounded)."
-  default     = "512M"
+  description = "Memory of each function instance. Objects are hashed as streams, but each request in flight may hold a restore's 8 MiB write buffer and two 1 MiB samples, and each git release source keeps up to 32 MiB of verified objects plus a resolution's buffers: 1Gi leaves room for max_instance_request_concurrency = 8."
+  default     = "1Gi"
 
   validation {
     condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.function_memory))
@@ -352,9 +357,20 @@ variable "function_memory" {
   }
 }
 
+variable "function_cpu" {
+  type        = string
+  description = "vCPUs of each function instance (available_cpu), such as \"1\" or \"2\", or a fraction below 1 such as \"0.583\". More than one request per instance (max_instance_request_concurrency > 1) needs at least 1."
+  default     = "1"
+
+  validation {
+    condition     = can(tonumber(var.function_cpu)) && try(tonumber(var.function_cpu) >= 0.08 && tonumber(var.function_cpu) <= 8, false)
+    error_message = "function_cpu must be a number of vCPUs from 0.08 to 8, written as a string such as \"1\"."
+  }
+}
+
 variable "function_timeout_seconds" {
   type        = number
-  description = "Function timeout, in seconds. At most 600, the Pub/Sub acknowledgement deadline: a longer run would be delivered again while it is still running."
+  description = "Function timeout, in seconds. At most 600, the Pub/Sub acknowledgement deadline: a longer run would be delivered again while it is still running. A full audit must finish within it."
   default     = 540
 
   validation {
@@ -363,14 +379,46 @@ variable "function_timeout_seconds" {
   }
 }
 
-variable "max_instances" {
+variable "max_instance_request_concurrency" {
   type        = number
-  description = "Most function instances at once."
+  description = "Requests (events, audit requests) one function instance handles at once. The work is I/O-bound (streamed hashing, storage and release-host calls), so one instance serves several, sharing its release cache instead of each new instance resolving the release again. More than 1 needs function_cpu >= 1."
+  default     = 8
+
+  validation {
+    condition     = var.max_instance_request_concurrency >= 1 && var.max_instance_request_concurrency <= 1000 && floor(var.max_instance_request_concurrency) == var.max_instance_request_concurrency
+    error_message = "max_instance_request_concurrency must be a whole number from 1 to 1000."
+  }
+
+  validation {
+    condition     = var.max_instance_request_concurrency == 1 || try(tonumber(var.function_cpu) >= 1, false)
+    error_message = "max_instance_request_concurrency above 1 needs function_cpu of at least \"1\": Cloud Run gives instances with less than one vCPU one request at a time."
+  }
+}
+
+variable "max_instance_count" {
+  type        = number
+  description = "Most function instances at once (formerly max_instances). With max_instance_request_concurrency, it bounds the events judged at once; beyond that, Pub/Sub gets 429 answers and delivers the events again with backoff (each attempt counts towards max_delivery_attempts)."
   default     = 10
 
   validation {
-    condition     = var.max_instances >= 1 && var.max_instances <= 1000
-    error_message = "max_instances must be from 1 to 1000."
+    condition     = var.max_instance_count >= 1 && var.max_instance_count <= 1000 && floor(var.max_instance_count) == var.max_instance_count
+    error_message = "max_instance_count must be a whole number from 1 to 1000."
+  }
+}
+
+variable "min_instance_count" {
+  type        = number
+  description = "Function instances kept running while idle (billed while idle). 0: the first event after a quiet spell waits for a cold start (a few seconds) and an empty release cache."
+  default     = 0
+
+  validation {
+    condition     = var.min_instance_count >= 0 && floor(var.min_instance_count) == var.min_instance_count
+    error_message = "min_instance_count must be a whole number, 0 or more."
+  }
+
+  validation {
+    condition     = var.min_instance_count <= var.max_instance_count
+    error_message = "min_instance_count must not exceed max_instance_count."
   }
 }
 
@@ -411,7 +459,7 @@ variable "max_event_age" {
 
 variable "storage_data_write_audit_logs" {
   type        = bool
-  description = "Turn on Cloud Audit Logs Data Access (DATA_WRITE) logs for Cloud Storage in the project, so that a write can be traced to its principal, IP, user agent and key. Project-wide (the platform has no per-bucket switch) and authoritative for the project's storage.googleapis.com audit config: set false if that config is managed elsewhere, and keep DATA_WRITE on there."
+  description = "Turn on Cloud Audit Logs Data Access (DATA_WRITE) logs for Cloud Storage in the project, so that a write can be traced to its principal, IP, user agent and key. Project-wide (the platform has no per-bucket switch) and authoritative for the project's storage.googleapis.com audit config. It also hands the function the audit log view (TAMPERGUARD_AUDIT_LOGS): with false the module leaves the audit config alone and the function reports attribution as off."
   default     = true
 }
 
@@ -430,6 +478,17 @@ variable "posture_repair" {
   type        = bool
   description = "Let the function put the watched bucket's guard back (re-enable versioning, re-create the notification config). Grants storage.buckets.update on the watched bucket, which also allows changing any other setting of it: off by default."
   default     = false
+}
+
+variable "allowed_hmac_access_ids" {
+  type        = list(string)
+  description = "Access IDs of HMAC keys of the project's service accounts that are known and accepted (posture.allowed_hmac_access_ids). Any other active one fails the hmac_keys posture check."
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.allowed_hmac_access_ids : can(regex("^GOOG[0-9A-Z]+$", id))])
+    error_message = "allowed_hmac_access_ids must hold HMAC access IDs (GOOG followed by capital letters and digits), never a secret."
+  }
 }
 
 variable "posture_admin_route" {

@@ -100,6 +100,40 @@ run "defaults" {
     error_message = "Without slack, no Slack setting may reach the function."
   }
 
+  # Scale: I/O-bound work, several requests per instance on one vCPU.
+  assert {
+    condition     = google_cloudfunctions2_function.this.service_config[0].max_instance_request_concurrency == 8 && google_cloudfunctions2_function.this.service_config[0].available_cpu == "1" && google_cloudfunctions2_function.this.service_config[0].available_memory == "1Gi" && google_cloudfunctions2_function.this.service_config[0].max_instance_count == 10 && google_cloudfunctions2_function.this.service_config[0].min_instance_count == 0
+    error_message = "The function must default to 8 requests per instance on 1 vCPU and 1Gi, at most 10 instances, none kept idle."
+  }
+
+  # What the new alert and audit features read.
+  assert {
+    condition     = google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_DEPLOYMENT"] == "tamperguard"
+    error_message = "The function must get the deployment's name (name_prefix) for the alerts' context."
+  }
+  assert {
+    condition     = google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_AUDIT_LOGS"] == "projects/tg-test-project/locations/global/buckets/tamperguard-audit/views/tamperguard-watched-writes" && output.audit_log_view == google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_AUDIT_LOGS"]
+    error_message = "The function must get the audit log view's full resource name, the audit_log_view output."
+  }
+  assert {
+    condition = yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture == {
+      project = "tg-test-project"
+      bucket  = "uploader-prod"
+      notification = {
+        topic          = "projects/tg-test-project/topics/tamperguard-events"
+        event_types    = ["OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"]
+        payload_format = "JSON_API_V1"
+      }
+      repair                  = false
+      allowed_hmac_access_ids = []
+    }
+    error_message = "The configuration's posture section must describe the watched bucket and its notification config, repair off, no HMAC key allowed."
+  }
+  assert {
+    condition     = toset(yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.notification.event_types) == google_storage_notification.watched.event_types && yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.notification.payload_format == google_storage_notification.watched.payload_format && yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.notification.topic == "projects/tg-test-project/topics/${google_pubsub_topic.events.name}"
+    error_message = "The posture check must expect the notification config the module creates."
+  }
+
   # The configuration.
   assert {
     condition     = yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).rules[0].bucket == "uploader-prod"
@@ -250,6 +284,10 @@ run "posture_repair_and_route" {
   }
 
   assert {
+    condition     = yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.repair == true
+    error_message = "posture_repair must reach the configuration's posture.repair."
+  }
+  assert {
     condition     = google_project_iam_custom_role.posture_repair[0].permissions == toset(["storage.buckets.update"]) && google_storage_bucket_iam_member.runtime_posture_repair[0].bucket == "uploader-prod" && google_storage_bucket_iam_member.runtime_posture_repair[0].member == google_service_account.runtime.member
     error_message = "posture_repair must grant bucket updates on the watched bucket only."
   }
@@ -281,6 +319,65 @@ run "audit_logs_managed_elsewhere" {
     condition     = length(google_project_iam_audit_config.storage) == 0 && google_logging_log_view_iam_member.runtime_audit_view.role == "roles/logging.viewAccessor"
     error_message = "Without the audit config, the log bucket, view and grant stay."
   }
+  assert {
+    condition     = !contains(keys(google_cloudfunctions2_function.this.service_config[0].environment_variables), "TAMPERGUARD_AUDIT_LOGS")
+    error_message = "Without the module's audit config, the function must not be told to read audit logs."
+  }
+}
+
+# Event filtering at the source: the notification and the posture check both carry the
+# prefix; a guarded object outside it is warned about (the audit alone judges it).
+run "object_prefix" {
+  command = apply
+
+  variables {
+    watched_object_prefix = "v"
+  }
+
+  expect_failures = [check.guarded_objects_inside_prefix]
+
+  assert {
+    condition     = google_storage_notification.watched.object_name_prefix == "v" && yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.notification.object_name_prefix == "v"
+    error_message = "The prefix must reach the notification config and the posture check's expectation."
+  }
+}
+
+run "object_prefix_covers_every_rule" {
+  command = apply
+
+  variables {
+    watched_object_prefix = "releases/"
+    rules = [{
+      objects = ["releases/bash", "releases/v*/linux/codecov", "releases/{tag}/codecov.sha256"]
+      release = { git = "https://github.com/example/uploader.git" }
+      keys    = { ssh = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBpTb9ItestOnlyNotARealKeyAAAAAAAAAAAAAAAAAA release@example.org"] }
+    }]
+    allowed_hmac_access_ids = ["GOOG1EEXAMPLEACCESSID0123456789"]
+  }
+
+  assert {
+    condition     = length(local.objects_outside_prefix) == 0
+    error_message = "Patterns whose fixed part starts with the prefix are inside it."
+  }
+  assert {
+    condition     = yamldecode(google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_CONFIG"]).posture.allowed_hmac_access_ids == ["GOOG1EEXAMPLEACCESSID0123456789"]
+    error_message = "Allowed HMAC access IDs must reach the configuration."
+  }
+}
+
+run "object_prefix_glob_before_prefix" {
+  command = plan
+
+  variables {
+    watched_object_prefix = "releases/"
+    rules = [{
+      objects = ["releases/bash", "rel*/codecov"]
+      release = { git = "https://github.com/example/uploader.git" }
+      keys    = { ssh = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBpTb9ItestOnlyNotARealKeyAAAAAAAAAAAAAAAAAA release@example.org"] }
+    }]
+  }
+
+  expect_failures = [check.guarded_objects_inside_prefix]
 }
 
 run "openpgp_sha1_unsafe" {
@@ -505,4 +602,29 @@ run "refuses_state_bucket_equal_to_watched" {
     state_bucket_name = "uploader-prod"
   }
   expect_failures = [var.state_bucket_name]
+}
+
+run "refuses_concurrency_below_one_cpu" {
+  command = plan
+  variables {
+    function_cpu = "0.583"
+  }
+  expect_failures = [var.max_instance_request_concurrency]
+}
+
+run "refuses_min_instances_above_max" {
+  command = plan
+  variables {
+    min_instance_count = 3
+    max_instance_count = 2
+  }
+  expect_failures = [var.min_instance_count]
+}
+
+run "refuses_hmac_secret_as_access_id" {
+  command = plan
+  variables {
+    allowed_hmac_access_ids = ["bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"]
+  }
+  expect_failures = [var.allowed_hmac_access_ids]
 }

@@ -1,9 +1,6 @@
-# A tamperguard for one published bucket: the install script and uploader binaries of a
-# project, vouched for by the project's signed git tags.
-#
-#   tamperguard package -o function.zip        # in tamperguard's source tree
-#   cp terraform.tfvars.example terraform.tfvars && $EDITOR terraform.tfvars
-#   terraform init && terraform apply
+# A tamperguard for one published bucket: the install script (and uploader binaries) of a
+# project, vouched for by the project's signed git tags. README.md next to this file has the
+# steps, a test right after apply, and how to tear it down.
 
 provider "google" {
   project = var.project_id
@@ -17,9 +14,9 @@ module "tamperguard" {
   region              = var.region
   function_source_zip = var.function_source_zip
 
-  watched_bucket_name   = var.bucket_name
-  create_watched_bucket = var.create_bucket
-  # Published buckets are public: anyone may download (not list) the objects.
+  watched_bucket_name   = var.watched_bucket_name
+  create_watched_bucket = var.create_watched_bucket
+  # Private unless asked for; public downloads need public access prevention "inherited".
   public_read              = var.public_read
   public_access_prevention = var.public_read ? "inherited" : "enforced"
 
@@ -39,11 +36,7 @@ module "tamperguard" {
     fallback    = "quarantine"
   }]
 
-  slack = var.slack_bot_token_secret == null ? null : {
-    bot_token_secret = var.slack_bot_token_secret
-    secret_version   = var.slack_secret_version
-    channel          = var.slack_channel
-  }
+  slack                 = var.slack
   notification_channels = var.notification_channels
 
   deny_hmac_keys = var.deny_hmac_keys

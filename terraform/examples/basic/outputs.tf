@@ -17,3 +17,13 @@ output "audit_topic" {
   description = "Publish {tamperguard=audit} here to audit now."
   value       = module.tamperguard.audit_topic
 }
+
+output "watched_bucket" {
+  description = "The guarded bucket."
+  value       = module.tamperguard.watched_bucket
+}
+
+output "config_yaml" {
+  description = "The function's configuration, for the CLI: TAMPERGUARD_CONFIG=\"$(terraform output -raw config_yaml)\" tamperguard check gs://BUCKET/OBJECT."
+  value       = module.tamperguard.config_yaml
+}

@@ -1,3 +1,6 @@
+# The example's inputs. Those that the module also has carry the module's name and default;
+# the others describe the one rule this example deploys.
+
 variable "project_id" {
   type        = string
   description = "Project that holds the bucket and runs tamperguard."
@@ -15,21 +18,21 @@ variable "function_source_zip" {
   default     = "function.zip"
 }
 
-variable "bucket_name" {
+variable "watched_bucket_name" {
   type        = string
   description = "The bucket whose objects are published."
 }
 
-variable "create_bucket" {
+variable "create_watched_bucket" {
   type        = bool
-  description = "Create the bucket (true) or watch an existing, versioned one (false)."
+  description = "Create the bucket (true) or watch an existing one, which must have versioning and uniform bucket-level access on (false)."
   default     = true
 }
 
 variable "public_read" {
   type        = bool
-  description = "Let anyone download the bucket's objects."
-  default     = true
+  description = "Let anyone download (not list) the bucket's objects, when the module creates the bucket. Off by default, like the module."
+  default     = false
 }
 
 variable "objects" {
@@ -61,21 +64,14 @@ variable "ssh_keys" {
   default     = []
 }
 
-variable "slack_bot_token_secret" {
-  type        = string
-  description = "Secret Manager secret ID holding the Slack bot token (null: no Slack)."
-  default     = null
-}
-
-variable "slack_secret_version" {
-  type        = string
-  description = "The pinned version of that secret."
-  default     = "1"
-}
-
-variable "slack_channel" {
-  type        = string
-  description = "Slack channel ID for the alerts."
+variable "slack" {
+  type = object({
+    bot_token_secret   = optional(string)
+    webhook_url_secret = optional(string)
+    secret_version     = string
+    channel            = optional(string)
+  })
+  description = "Slack alerting, as the module takes it: an incoming webhook (webhook_url_secret) or a bot token (bot_token_secret and channel, a channel ID), each a Secret Manager secret ID pinned to secret_version. null: alerts go to the log and Cloud Monitoring only."
   default     = null
 }
 
