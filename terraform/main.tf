@@ -96,6 +96,8 @@ locals {
       TAMPERGUARD_LOG_LEVEL     = var.log_level
       TAMPERGUARD_MAX_EVENT_AGE = var.max_event_age
       TAMPERGUARD_DEPLOYMENT    = local.name
+      # The project the request traces belong to: log lines carry logging.googleapis.com/trace.
+      GOOGLE_CLOUD_PROJECT = var.project_id
     },
     var.storage_data_write_audit_logs ? { TAMPERGUARD_AUDIT_LOGS = local.audit_log_view } : {},
     try(var.slack.bot_token_secret, null) != null ? { SLACK_CHANNEL = var.slack.channel } : {},

@@ -112,6 +112,10 @@ run "defaults" {
     error_message = "The function must get the deployment's name (name_prefix) for the alerts' context."
   }
   assert {
+    condition     = google_cloudfunctions2_function.this.service_config[0].environment_variables["GOOGLE_CLOUD_PROJECT"] == "tg-test-project"
+    error_message = "The function must get its project, so that its log lines carry the request's trace."
+  }
+  assert {
     condition     = google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_AUDIT_LOGS"] == "projects/tg-test-project/locations/global/buckets/tamperguard-audit/views/tamperguard-watched-writes" && output.audit_log_view == google_cloudfunctions2_function.this.service_config[0].environment_variables["TAMPERGUARD_AUDIT_LOGS"]
     error_message = "The function must get the audit log view's full resource name, the audit_log_view output."
   }
