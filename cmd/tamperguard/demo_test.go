@@ -119,8 +119,13 @@ func TestDemoKeepsRunningForTamperingByHand(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&obj))
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+	// The verdict is printed first; the alert follows once it went out (alerts are sent outside
+	// the work, after the restore).
 	require.Eventually(t, func() bool {
-		return strings.Contains(out.String(), "TAMPERED: gs://demo-downloads/install.sh#"+obj.Generation)
+		s := out.String()
+		return strings.Contains(s, "TAMPERED: gs://demo-downloads/install.sh#"+obj.Generation) &&
+			strings.Contains(strings.TrimPrefix(s, story), "--- the alert, as Slack shows it ---\n") &&
+			strings.Count(strings.TrimPrefix(s, story), "------------------------------------\n") > 0
 	}, 10*time.Second, 10*time.Millisecond, out.String())
 	after := strings.TrimPrefix(out.String(), story)
 	assert.Contains(t, after, "--- the alert, as Slack shows it ---")
