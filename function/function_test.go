@@ -305,6 +305,10 @@ func (panicky) Attrs(context.Context, string, string, int64) (engine.ObjectAttrs
 	panic("boom")
 }
 
+func (panicky) Versions(context.Context, string, string) ([]engine.ObjectAttrs, error) {
+	panic("boom")
+}
+
 func TestPanicIsRetriedAndLogged(t *testing.T) {
 	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { return panicky{s} }})
 	ev := storageEvent("finalized", "install.sh", 42, time.Now())
@@ -356,7 +360,8 @@ func TestServeRefusesOversizedRequestsAndASecondServe(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
 }
 
-// gated is a Store whose Attrs waits for the gate, so that an event stays in flight.
+// gated is a Store whose Attrs and Versions (an event's first call) wait for the gate, so
+// that an event stays in flight.
 type gated struct {
 	engine.Store
 	entered chan struct{}
@@ -370,6 +375,15 @@ func (g gated) Attrs(ctx context.Context, b, o string, gen int64) (engine.Object
 	}
 	<-g.gate
 	return g.Store.Attrs(ctx, b, o, gen)
+}
+
+func (g gated) Versions(ctx context.Context, b, o string) ([]engine.ObjectAttrs, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.Store.Versions(ctx, b, o)
 }
 
 func TestServeFinishesEventsInFlightOnShutdown(t *testing.T) {

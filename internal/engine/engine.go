@@ -56,6 +56,7 @@ type Engine struct {
 	state   string
 	records recordStore
 	lease   time.Duration
+	hashes  knownHashes // digests of generations hashed before (see knownHashes)
 }
 
 // New returns an Engine.

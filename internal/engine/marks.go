@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -24,6 +25,16 @@ const maxMarkRecord = 8 << 20
 type stateMarks struct {
 	store  Store
 	bucket string
+
+	// The bytes of the last generation read of each record: a generation never changes, so
+	// a lookup whose attributes name the same generation needs no second request.
+	mu    sync.Mutex
+	bytes map[string]cachedMark
+}
+
+type cachedMark struct {
+	gen  int64
+	data []byte
 }
 
 var _ release.MarkStore = (*stateMarks)(nil)
@@ -31,6 +42,23 @@ var _ release.MarkStore = (*stateMarks)(nil)
 // NewStateMarks keeps marks and floors in bucket (the state bucket) through store.
 func NewStateMarks(store Store, bucket string) release.MarkStore {
 	return &stateMarks{store: store, bucket: bucket}
+}
+
+// cached returns the bytes of generation gen of record name, if they were read before.
+func (s *stateMarks) cached(name string, gen int64) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.bytes[name]
+	return c.data, ok && c.gen == gen
+}
+
+func (s *stateMarks) keep(name string, gen int64, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bytes == nil {
+		s.bytes = map[string]cachedMark{}
+	}
+	s.bytes[name] = cachedMark{gen: gen, data: data}
 }
 
 // markName names the record of a source. "v2": records written before marks were raised from
@@ -83,7 +111,10 @@ func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark
 		if err != nil {
 			return err
 		}
-		_, err = s.store.Write(ctx, s.bucket, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
+		a, err := s.store.Write(ctx, s.bucket, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
+		if err == nil {
+			s.keep(name, a.Generation, b)
+		}
 		if !errors.Is(err, ErrPrecondition) {
 			return err
 		}
@@ -94,26 +125,40 @@ func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark
 // errBadMarkRecord: the record is there but unreadable as a mark; the next save replaces it.
 var errBadMarkRecord = errors.New("unreadable mark record")
 
-// read reads a mark record and returns its generation.
+// read reads a mark record and returns its generation. A generation read before is not read
+// again: one request (its attributes) says it is still the one.
 func (s *stateMarks) read(ctx context.Context, name string, rec *markRecord) (int64, error) {
 	attrs, err := s.store.Attrs(ctx, s.bucket, name, 0)
 	if err != nil {
 		return 0, err
 	}
-	r, err := s.store.Open(ctx, s.bucket, name, attrs.Generation)
-	if err != nil {
-		return 0, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, maxMarkRecord+1))
-	if err != nil {
-		return 0, err
-	}
-	if len(b) > maxMarkRecord {
-		return attrs.Generation, fmt.Errorf("%w: %s is over %d bytes", errBadMarkRecord, ref(s.bucket, name, 0), maxMarkRecord)
+	b, ok := s.cached(name, attrs.Generation)
+	if !ok {
+		if b, err = s.readGeneration(ctx, name, attrs.Generation); err != nil {
+			return attrs.Generation, err
+		}
 	}
 	if err := json.Unmarshal(b, rec); err != nil {
 		return attrs.Generation, fmt.Errorf("%w: %s is not valid JSON: %v", errBadMarkRecord, ref(s.bucket, name, 0), err)
 	}
+	if !ok {
+		s.keep(name, attrs.Generation, b)
+	}
 	return attrs.Generation, nil
+}
+
+func (s *stateMarks) readGeneration(ctx context.Context, name string, gen int64) ([]byte, error) {
+	r, err := s.store.Open(ctx, s.bucket, name, gen)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, maxMarkRecord+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxMarkRecord {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", errBadMarkRecord, ref(s.bucket, name, 0), maxMarkRecord)
+	}
+	return b, nil
 }

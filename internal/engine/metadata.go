@@ -83,7 +83,7 @@ func (e *Engine) wantedMetadata(ctx context.Context, m policy.Match, d *Decision
 		return want, err
 	}
 	d.expect(exp)
-	v, ok, err := e.goodVersion(ctx, d.Bucket, d.Object, exp.Entry.Digest, d.Generation)
+	v, _, ok, err := e.goodVersion(ctx, d.Bucket, d.Object, exp.Entry.Digest, d.Generation, nil)
 	if err != nil || !ok {
 		// Nothing to derive the Content-Type from: only the rule's fields are enforced.
 		want.ContentType = ""

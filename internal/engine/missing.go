@@ -16,7 +16,7 @@ func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision
 	if e.ownRestoreLive(ctx, d, inc.key, want) || d.Transient {
 		return true
 	}
-	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, want, 0, exp)
+	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, want, 0, exp, nil)
 	switch {
 	case err != nil:
 		d.Action = ActionFailed

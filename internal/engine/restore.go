@@ -34,7 +34,8 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 	if live.Meta.Custom[markerKey] != key {
 		return false
 	}
-	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, live.Generation)
+	got, _, sample, err := e.hashSample(ctx, d.Bucket, d.Object, live)
+	defer sample.free()
 	if err != nil {
 		d.setErr(fmt.Errorf("verifying restored %s: %w", ref(d.Bucket, d.Object, live.Generation), err))
 		return false
@@ -50,12 +51,12 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 		d.Source = "restored by an earlier delivery of this incident"
 	}
 	if d.GoodContent == nil {
-		d.GoodContent = e.sample(ctx, d.Bucket, d.Object, live)
+		d.GoodContent = sample.keep()
 	}
 	return true
 }
 
-// sample reads a generation for the alert's diff, when it is small enough.
+// sample reads a generation for an alert's diff, when it is small enough.
 func (e *Engine) sample(ctx context.Context, bucket, object string, a ObjectAttrs) []byte {
 	if a.Size > MaxSample {
 		return nil
@@ -76,33 +77,39 @@ func readSample(r io.Reader) []byte {
 	return b
 }
 
-// sample reads the good bytes for the alert's diff, when they are small enough.
-func (s *goodSource) sample(ctx context.Context) []byte {
-	r, err := s.open(ctx)
-	if err != nil {
-		return nil
-	}
-	defer r.Close()
-	return readSample(r)
-}
-
-// writeGood writes verified bytes under cond, marked as this incident's, reads the new
-// generation back, and only then calls it restored. A lost precondition is someone else's
-// write (judged by its own event, never clobbered) unless the live generation is this
-// incident's own restore, whose response was lost.
+// writeGood puts verified bytes live under cond, marked as this incident's, reads the new
+// generation back and hashes it, and only then calls it restored. A generation of the same
+// object is copied by the store (no bytes through tamperguard); the release's own copy is
+// uploaded, hashed again on the way. A lost precondition is someone else's write (judged by
+// its own event, never clobbered) unless the live generation is this incident's own
+// restore, whose response was lost.
 func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
 	meta := e.restoredMetadata(m, src.meta)
 	meta.Custom = map[string]string{markerKey: inc.key}
-	r, err := src.open(ctx)
-	if err != nil {
-		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("opening restore source %s: %w", src.name, err))
-		d.Transient = d.Transient || ctx.Err() != nil
-		return
+	var attrs ObjectAttrs
+	var err error
+	if src.gen != 0 {
+		attrs, err = e.store.Copy(ctx, ref(d.Bucket, d.Object, src.gen), ref(d.Bucket, d.Object, 0), cond, meta)
+		if errors.Is(err, ErrObjectNotFound) {
+			// The source generation was deleted since it was found: a retry finds another.
+			d.Action = ActionFailed
+			d.setErr(fmt.Errorf("restoring %s from %s: %w", ref(d.Bucket, d.Object, 0), src.name, err))
+			d.Transient = true
+			return
+		}
+	} else {
+		var r io.ReadCloser
+		r, err = src.open(ctx)
+		if err != nil {
+			d.Action = ActionFailed
+			d.setErr(fmt.Errorf("opening restore source %s: %w", src.name, err))
+			d.Transient = d.Transient || ctx.Err() != nil
+			return
+		}
+		vr := &verifyingReader{r: r, h: sha256.New(), want: want}
+		attrs, err = e.store.Write(ctx, d.Bucket, d.Object, cond, meta, vr)
+		r.Close()
 	}
-	vr := &verifyingReader{r: r, h: sha256.New(), want: want}
-	attrs, err := e.store.Write(ctx, d.Bucket, d.Object, cond, meta, vr)
-	r.Close()
 	switch {
 	case errors.Is(err, ErrPrecondition):
 		if !e.ownRestoreLive(ctx, d, inc.key, want) && !d.Transient {
@@ -121,10 +128,9 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		return
 	}
 	d.Source = src.name
-	if err := inc.write(func(r *incidentRecord) { r.Restored = attrs.Generation }); err != nil {
-		e.log.Warn("recording the restored generation failed; it is recognised by its marker", "incident", inc.key, "error", err)
-	}
-	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, attrs.Generation)
+	// The restored generation is recorded with the outcome; until then its marker says it.
+	got, _, sample, err := e.hashSample(ctx, d.Bucket, d.Object, attrs)
+	defer sample.free()
 	if err != nil {
 		// Written, not yet verified: the retry finds its marker and verifies it.
 		d.Action = ActionFailed
@@ -137,15 +143,23 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", ref(d.Bucket, d.Object, attrs.Generation), got, want))
 		return
 	}
+	e.hashes.put(d.Bucket, d.Object, attrs.Generation, got)
+	if d.GoodContent == nil {
+		d.GoodContent = sample.keep()
+	}
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
 }
 
-// goodVersion finds the newest generation other than skipGen whose bytes hash to want.
-// A candidate that cannot be read is passed over; a transient failure ends the search.
-func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64) (ObjectAttrs, bool, error) {
-	versions, err := e.store.Versions(ctx, bucket, object)
-	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return ObjectAttrs{}, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
+// goodVersion finds the newest generation other than skipGen whose bytes hash to want, and
+// keeps its bytes when small enough (for the alert's diff), among versions (listed now if
+// nil). A candidate that cannot be read is passed over; a transient failure ends the search.
+func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want checksum.Digest, skipGen int64, versions []ObjectAttrs) (ObjectAttrs, []byte, bool, error) {
+	if versions == nil {
+		var err error
+		versions, err = e.store.Versions(ctx, bucket, object)
+		if err != nil && !errors.Is(err, ErrObjectNotFound) {
+			return ObjectAttrs{}, nil, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
+		}
 	}
 	tried := 0
 	for _, v := range versions {
@@ -155,42 +169,51 @@ func (e *Engine) goodVersion(ctx context.Context, bucket, object string, want ch
 		if tried == maxVersionCandidates {
 			break
 		}
+		if sum, ok := e.hashes.get(bucket, object, v.Generation); ok {
+			// Hashed before (by this process, or recorded by the audit): not read again. Its
+			// bytes come back with the read-back of the restored generation.
+			if sum == want {
+				return v, nil, true, nil
+			}
+			continue
+		}
 		tried++
-		sum, _, err := e.hashGeneration(ctx, bucket, object, v.Generation)
+		sum, _, sample, err := e.hashSample(ctx, bucket, object, v)
 		if err != nil {
 			if errors.Is(err, ErrTransient) {
-				return ObjectAttrs{}, false, err
+				return ObjectAttrs{}, nil, false, err
 			}
 			continue // pruned meanwhile, or unreadable: try the next one
 		}
+		e.hashes.put(bucket, object, v.Generation, sum)
+		kept := sample.keep()
+		sample.free()
 		if sum == want {
-			return v, true, nil
+			return v, kept, true, nil
 		}
 	}
-	return ObjectAttrs{}, false, nil
+	return ObjectAttrs{}, nil, false, nil
 }
 
-// goodSource is where verified bytes for a restore come from.
+// goodSource is where verified bytes for a restore come from: a generation of the object
+// (gen, copied by the store) or the release's own copy (open).
 type goodSource struct {
-	name string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
-	meta Metadata
-	open func(ctx context.Context) (io.ReadCloser, error)
+	name   string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
+	meta   Metadata
+	gen    int64                                            // the generation, for a copy; 0 for the release
+	open   func(ctx context.Context) (io.ReadCloser, error) // the release's copy
+	sample []byte                                           // its bytes when no larger than MaxSample, for the diff
 }
 
 // goodSource finds bytes that hash to want: the newest other generation in the bucket
-// that does, else the release's own copy. Every candidate is hashed; a candidate that does
-// not match is never used. nil, nil means there is none.
-func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation) (*goodSource, error) {
-	if v, ok, err := e.goodVersion(ctx, bucket, object, want, skipGen); err != nil {
+// that does (among versions, if the caller listed them), else the release's own copy.
+// Every candidate is hashed; a candidate that does not match is never used. nil, nil means
+// there is none.
+func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, want checksum.Digest, skipGen int64, exp Expectation, versions []ObjectAttrs) (*goodSource, error) {
+	if v, sample, ok, err := e.goodVersion(ctx, bucket, object, want, skipGen, versions); err != nil {
 		return nil, err
 	} else if ok {
-		return &goodSource{
-			name: ref(bucket, object, v.Generation).String(),
-			meta: v.Meta,
-			open: func(ctx context.Context) (io.ReadCloser, error) {
-				return e.store.Open(ctx, bucket, object, v.Generation)
-			},
-		}, nil
+		return &goodSource{name: ref(bucket, object, v.Generation).String(), meta: v.Meta, gen: v.Generation, sample: sample}, nil
 	}
 	if exp.Release == nil {
 		return nil, nil
@@ -201,7 +224,9 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 		e.log.Info("release carries no usable copy", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
 		return nil, nil
 	}
-	sum, _, err := HashReader(io.LimitReader(rc, e.maxSize+1))
+	sb := newSampleBuf()
+	defer sb.free()
+	sum, _, err := HashReader(io.TeeReader(io.LimitReader(rc, e.maxSize+1), sb))
 	rc.Close()
 	if err != nil || sum != want {
 		e.log.Warn("release copy does not match its own signed digest; not used", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
@@ -209,8 +234,9 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 	}
 	rel := exp.Release
 	return &goodSource{
-		name: "release " + rel.Name(),
-		open: func(ctx context.Context) (io.ReadCloser, error) { return rel.Open(ctx, entry) },
+		name:   "release " + rel.Name(),
+		open:   func(ctx context.Context) (io.ReadCloser, error) { return rel.Open(ctx, entry) },
+		sample: sb.keep(),
 	}, nil
 }
 
