@@ -57,6 +57,8 @@ type Engine struct {
 	records recordStore
 	lease   time.Duration
 	hashes  knownHashes // digests of generations hashed before (see knownHashes)
+	// auditMemory keeps the audit's memo and cursor without a state bucket.
+	auditMemory memoryBlobs
 }
 
 // New returns an Engine.

@@ -69,8 +69,11 @@ type Store interface {
 	Open(ctx context.Context, bucket, object string, gen int64) (io.ReadCloser, error)
 	// Versions lists every stored generation of object, newest first, live and noncurrent.
 	Versions(ctx context.Context, bucket, object string) ([]ObjectAttrs, error)
-	// List calls fn for the live generation of every object whose name has prefix.
+	// List calls fn for the live generation of every object whose name has prefix, in name
+	// order.
 	List(ctx context.Context, bucket, prefix string, fn func(ObjectAttrs) error) error
+	// ListFrom is List from the name from on (inclusive): where an audit resumes.
+	ListFrom(ctx context.Context, bucket, prefix, from string, fn func(ObjectAttrs) error) error
 	// Write stores r as a new generation if cond holds, with meta, and returns it.
 	Write(ctx context.Context, bucket, object string, cond Condition, meta Metadata, r io.Reader) (ObjectAttrs, error)
 	// Copy writes generation src.Generation (> 0) of src.Bucket/src.Object as a new

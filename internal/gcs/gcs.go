@@ -249,20 +249,32 @@ func (s *Store) Versions(ctx context.Context, bucket, object string) ([]engine.O
 	return out, nil
 }
 
+// ListPageSize is how many objects one listing request asks for (Cloud Storage's most).
+const ListPageSize = 1000
+
 // List calls fn for the live generation of every object whose name has prefix, in name
-// order. An error from fn stops the listing and is returned as it is.
+// order, ListPageSize objects per request. An error from fn stops the listing and is
+// returned as it is.
 func (s *Store) List(ctx context.Context, bucket, prefix string, fn func(engine.ObjectAttrs) error) error {
+	return s.ListFrom(ctx, bucket, prefix, "", fn)
+}
+
+// ListFrom is List from the name from on (inclusive; "" for the first name).
+func (s *Store) ListFrom(ctx context.Context, bucket, prefix, from string, fn func(engine.ObjectAttrs) error) error {
 	if err := validateBucket(bucket); err != nil {
 		return s.fail("list", bucket, prefix, 0, "", err)
 	}
-	if !utf8.ValidString(prefix) || len(prefix) > gsref.MaxObjectName || strings.ContainsAny(prefix, "\r\n") {
-		return s.fail("list", bucket, prefix, 0, "", fmt.Errorf("%w: prefix", ErrInvalidArgument))
+	for _, p := range []string{prefix, from} {
+		if !utf8.ValidString(p) || len(p) > gsref.MaxObjectName || strings.ContainsAny(p, "\r\n") {
+			return s.fail("list", bucket, prefix, 0, "", fmt.Errorf("%w: prefix or start", ErrInvalidArgument))
+		}
 	}
-	q := &storage.Query{Prefix: prefix}
+	q := &storage.Query{Prefix: prefix, StartOffset: from}
 	if err := q.SetAttrSelection(attrFields); err != nil {
 		return s.fail("list", bucket, prefix, 0, "", err)
 	}
 	it := s.c.Bucket(bucket).Objects(ctx, q)
+	it.PageInfo().MaxSize = ListPageSize
 	for {
 		a, err := it.Next()
 		if errors.Is(err, iterator.Done) {
