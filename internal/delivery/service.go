@@ -226,17 +226,21 @@ func (s *Service) releaseSlot() {
 	}
 }
 
-// audit runs a requested audit (with repairs). Its alerts go out as it goes; the request
-// is retried when anything could not be judged or alerted for now.
+// audit runs a requested audit (with repairs). Its alerts go out as it goes; objects found
+// ok are counted in its closing line, not logged one by one. The request is retried when
+// anything could not be judged or alerted for now, or when the audit stopped before its
+// deadline with objects left (the retry resumes where it stopped).
 func (s *Service) audit(ctx context.Context, req Request) Outcome {
 	if !s.acquire(ctx) {
 		return Outcome{Why: "shutdown", Err: ctx.Err()}
 	}
-	counts := map[engine.Verdict]int{}
 	transient := 0
 	var sent []<-chan error
-	err := s.eng.Audit(ctx, true, func(d *engine.Decision) {
-		counts[d.Verdict]++
+	var prefixes []string
+	if req.AuditPrefix != "" {
+		prefixes = []string{req.AuditPrefix}
+	}
+	rep, err := s.eng.AuditWith(ctx, engine.AuditOptions{Act: true, Prefixes: prefixes}, func(d *engine.Decision) {
 		if d.Transient {
 			transient++
 		}
@@ -258,12 +262,18 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 			undelivered++
 		}
 	}
-	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered)
+	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered,
+		"listed", rep.Listed, "ok_by_memo", rep.Reused, "read", rep.Read)
 	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
-		attrs = append(attrs, string(v), counts[v])
+		attrs = append(attrs, string(v), rep.Verdicts[v])
+	}
+	for _, sp := range rep.Scopes {
+		if !sp.Complete {
+			attrs = append(attrs, "stopped_in", sp.Bucket+"/"+sp.Prefix, "stopped_after", sp.After, "pass", sp.Pass)
+		}
 	}
 	switch {
-	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
+	case err != nil && (errors.Is(err, engine.ErrTransient) || errors.Is(err, engine.ErrAuditCut) || ctx.Err() != nil):
 		s.log.Error("audit incomplete; the request will be delivered again", append(attrs, "error", err.Error())...)
 		return Outcome{Why: "audit_incomplete", Err: err}
 	case err != nil:
@@ -289,6 +299,8 @@ func eventAttrs(req Request) []any {
 	}
 	if !req.Audit {
 		a = append(a, "kind", string(ev.Kind), "bucket", ev.Bucket, "object", ev.Object, "generation", ev.Generation)
+	} else if req.AuditPrefix != "" {
+		a = append(a, "prefix", req.AuditPrefix)
 	}
 	return a
 }
