@@ -52,12 +52,12 @@ const maxData = 1 << 20
 
 // Request is what one CloudEvent asks for: a storage event to judge, or an audit.
 type Request struct {
-	Type  string       // the CloudEvent type
-	ID    string       // the CloudEvent id
-	Audit bool         // run a full audit (Event is empty but for ID and Time)
+	Type  string // the CloudEvent type
+	ID    string // the CloudEvent id
+	Audit bool   // run a full audit (Event is empty but for ID and Time)
 	// AuditPrefix limits the audit to names under it ("" for all).
 	AuditPrefix string
-	Event engine.Event // the storage event
+	Event       engine.Event // the storage event
 
 	// From a Pub/Sub-wrapped notification, for the log line.
 	MessageID   string
