@@ -227,6 +227,9 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		total += c
 	}
 	fmt.Fprintf(e.stderr, "audited %d objects: %s (%d listed: %d ok by the memo, %d read)\n", total, summary(counts), rep.Listed, rep.Reused, rep.Read)
+	if rep.OnFloor > 0 && *quiet {
+		fmt.Fprintf(e.stderr, "%d of the ok objects were judged against the last release that verified: %s\n", rep.OnFloor, rep.Floor)
+	}
 	for _, sp := range rep.Scopes {
 		if !sp.Complete {
 			fmt.Fprintf(e.stderr, "stopped in %s* (pass %d) after %q; the next audit resumes there\n",

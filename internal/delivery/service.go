@@ -264,6 +264,9 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 	}
 	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered,
 		"listed", rep.Listed, "ok_by_memo", rep.Reused, "read", rep.Read)
+	if rep.OnFloor > 0 {
+		attrs = append(attrs, "ok_on_floor", rep.OnFloor, "floor", rep.Floor)
+	}
 	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
 		attrs = append(attrs, string(v), rep.Verdicts[v])
 	}

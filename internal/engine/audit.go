@@ -69,7 +69,11 @@ type AuditReport struct {
 	Reused   int // of those, found ok by the memo without reading them
 	Read     int // read and hashed
 	Verdicts map[Verdict]int
-	Scopes   []ScopeProgress
+	// OnFloor counts the objects found ok against the last release that verified because
+	// no newer one was trusted; Floor is why (see Decision.Floor), from one of them.
+	OnFloor int
+	Floor   string
+	Scopes  []ScopeProgress
 	// Complete: every scope's pass reached its last name (in this run, or by another run).
 	Complete bool
 }
@@ -228,6 +232,10 @@ func (a *auditRun) emit(d *Decision) {
 	a.fnMu.Lock()
 	defer a.fnMu.Unlock()
 	a.rep.Verdicts[d.Verdict]++
+	if d.Verdict == VerdictOK && d.Floor != "" {
+		a.rep.OnFloor++
+		a.rep.Floor = d.Floor
+	}
 	if d.Verdict != VerdictOK || a.opts.ReportOK {
 		a.fn(d)
 	}

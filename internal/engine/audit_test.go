@@ -363,3 +363,28 @@ func parseConfig(t *testing.T, yaml string) *config.Config {
 	require.NoError(t, err)
 	return cfg
 }
+
+// The audit counts the objects it found ok only against the last release that verified (a
+// newer one refused), and says why, though it does not hand them over one by one; the memo
+// vouches for them on the same floor release too.
+func TestAuditCountsObjectsOkOnTheFloor(t *testing.T) {
+	ctx := context.Background()
+	s := newFloorSetup(t)
+	s.host.publish(t, "v1.1.0")
+	eng, _ := s.engine(t)
+	s.put(t, rollbackFile(t, "v1.1.0", "install.sh"))
+	rep, err := eng.AuditWith(ctx, engine.AuditOptions{}, func(*engine.Decision) {})
+	require.NoError(t, err)
+	require.Zero(t, rep.OnFloor)
+
+	s.host.setStatus("/latest/SHA256SUMS.asc", http.StatusNotFound) // the attacker deletes the signature
+	for range 2 { // two fresh instances: the floor comes from the state bucket each time
+		fresh, _ := s.engine(t)
+		rep, err = fresh.AuditWith(ctx, engine.AuditOptions{}, func(*engine.Decision) {})
+		require.NoError(t, err)
+		assert.Equal(t, 1, rep.Verdicts[engine.VerdictOK])
+		assert.Equal(t, 1, rep.OnFloor)
+		assert.NotEmpty(t, rep.Floor)
+		assert.Equal(t, 1, rep.Reused, "the floor is the same signed release the memo saw")
+	}
+}
