@@ -420,13 +420,14 @@ func (e *env) close() {
 	e.srv.Close()
 }
 
-// clearState empties the state bucket (incidents, marks, the audit's records).
+// clearState deletes the live records of the state bucket (incidents, marks, the audit's
+// records), so that the next run starts with nothing remembered.
 func (e *env) clearState() {
-	objs, _, err := e.srv.Fake.ListObjectsWithOptions(stateBucket, fakestorage.ListOptions{Versions: true})
+	resp, err := e.srv.Fake.ListObjectsWithOptionsPaginated(stateBucket, fakestorage.ListOptions{})
 	if err != nil {
 		return
 	}
-	for _, o := range objs {
+	for _, o := range resp.Objects {
 		_ = e.srv.Fake.Backend().DeleteObject(stateBucket, o.Name)
 	}
 }
