@@ -378,7 +378,7 @@ func TestAuditCountsObjectsOkOnTheFloor(t *testing.T) {
 	require.Zero(t, rep.OnFloor)
 
 	s.host.setStatus("/latest/SHA256SUMS.asc", http.StatusNotFound) // the attacker deletes the signature
-	for range 2 { // two fresh instances: the floor comes from the state bucket each time
+	for range 2 {                                                   // two fresh instances: the floor comes from the state bucket each time
 		fresh, _ := s.engine(t)
 		rep, err = fresh.AuditWith(ctx, engine.AuditOptions{}, func(*engine.Decision) {})
 		require.NoError(t, err)
