@@ -248,6 +248,7 @@ type memoChunk struct {
 	rec     memoRecord
 	entries map[string]memoEntry // by name; Release is an index into releases
 	rels    []string
+	top     string // the greatest name with an entry (not lowered when one is removed)
 	dirty   bool
 	// walked: the listing went past this record's range in this run; seenFrom is the first
 	// name of the range this run listed (so names below it are not pruned as gone).
@@ -334,6 +335,7 @@ func (s *scopeMemo) chunkFor(ctx context.Context, name string) *memoChunk {
 				for _, e := range rec.Entries {
 					if e.Release >= 0 && e.Release < len(rec.Releases) {
 						c.entries[e.Name] = e
+						c.top = max(c.top, e.Name)
 					}
 				}
 			}
@@ -344,8 +346,29 @@ func (s *scopeMemo) chunkFor(ctx context.Context, name string) *memoChunk {
 	return c
 }
 
+// grow starts a new record at name when the listing has walked past every entry of the last
+// record and it holds half the most a record may: a first audit of a big bucket writes its
+// memo as it goes, in records of memoChunkMax/2, instead of holding it all until the end.
+func (s *scopeMemo) grow(ctx context.Context, name string) {
+	if len(s.bounds) == 0 || s.bounds[len(s.bounds)-1].from > name {
+		return
+	}
+	c := s.chunkFor(ctx, name)
+	if c == nil || len(c.entries) < memoChunkMax/2 {
+		return
+	}
+	if c.top >= name {
+		return // entries of an earlier run lie ahead: the record is split when written
+	}
+	b := chunkRef{from: name, name: chunkName(s.dir, name)}
+	s.bounds = append(s.bounds, b)
+	s.loaded[name] = &memoChunk{ref: b, rec: memoRecord{V: 1, Scope: s.id, From: name}, entries: map[string]memoEntry{},
+		seen: map[string]bool{}, seenFrom: name}
+}
+
 // lookup returns name's entry, if the scope's memo has one.
 func (s *scopeMemo) lookup(ctx context.Context, name string) (memoEntry, string, bool) {
+	s.grow(ctx, name)
 	c := s.chunkFor(ctx, name)
 	if c == nil {
 		return memoEntry{}, "", false
@@ -400,6 +423,7 @@ func (s *scopeMemo) record(ctx context.Context, a ObjectAttrs, digest checksum.D
 		e.MD5 = base64.StdEncoding.EncodeToString(a.MD5)
 	}
 	c.entries[a.Name] = e
+	c.top = max(c.top, a.Name)
 	c.dirty = true
 }
 
@@ -615,6 +639,7 @@ func (s *scopeMemo) mergeStored(ctx context.Context, c *memoChunk) bool {
 		if e.Release < 0 || e.Release >= len(rec.Releases) {
 			continue
 		}
+		c.top = max(c.top, e.Name)
 		mine, ok := c.entries[e.Name]
 		if ok && mine.Verified >= e.Verified {
 			continue

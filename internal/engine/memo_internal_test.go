@@ -109,3 +109,44 @@ func TestMemoRecordsSplitAndStayFound(t *testing.T) {
 		assert.Equal(t, int64(i+1), e.Gen)
 	}
 }
+
+// A first audit of a big scope writes its memo as the listing goes, in records of half the
+// most, and keeps only the records still being filled in memory.
+func TestMemoIsWrittenAsTheListingGoes(t *testing.T) {
+	ctx := context.Background()
+	blobs := &memoryBlobs{}
+	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
+	s, err := openScope(ctx, blobs, "b", "", "rule", now)
+	require.NoError(t, err)
+	digest := checksum.Digest(sha256.Sum256([]byte("x")))
+	n := memoChunkMax * 3
+	written := func() int {
+		count := 0
+		require.NoError(t, blobs.list(ctx, auditPrefix, func(string, int64, map[string]string) error { count++; return nil }))
+		return count
+	}
+	for i := range n {
+		name := fmt.Sprintf("o/%06d", i)
+		s.walkedPast(name, false)
+		_, _, found := s.lookup(ctx, name)
+		require.False(t, found)
+		s.record(ctx, ObjectAttrs{Bucket: "b", Name: name, Generation: int64(i + 1), Size: 1}, digest, "rel", true)
+		if i%500 == 499 {
+			require.NoError(t, s.flush(ctx, name, false))
+			assert.LessOrEqual(t, len(s.loaded), 2, "walked records are written and dropped")
+		}
+	}
+	assert.GreaterOrEqual(t, written(), 5, "written as the listing went, before the end")
+	s.walkedPast("", true)
+	require.NoError(t, s.flush(ctx, "", true))
+	assert.Equal(t, n/(memoChunkMax/2), written())
+
+	again, err := openScope(ctx, blobs, "b", "", "rule", now)
+	require.NoError(t, err)
+	for i := range n {
+		name := fmt.Sprintf("o/%06d", i)
+		e, _, ok := again.lookup(ctx, name)
+		require.True(t, ok, name)
+		assert.Equal(t, int64(i+1), e.Gen)
+	}
+}
