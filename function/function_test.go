@@ -24,6 +24,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/gcstest"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
@@ -34,7 +35,13 @@ func ok2xx(t testing.TB, status int, body string) {
 }
 
 func TestTamperedFinalizeRestoredOnceUnderConcurrentDeliveries(t *testing.T) {
-	h := newHarness(t, harnessOpts{})
+	// The restore waits until a delivery has met the incident in progress (or 10 s), so that
+	// the deliveries overlap however fast the restore is.
+	refused := make(chan struct{})
+	var refusedOnce sync.Once
+	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store {
+		return holdCopy{Store: s, bucket: bucket, until: refused}
+	}})
 	h.put("install.sh", h.good)
 	bad := h.put("install.sh", tampered(h.good))
 	ev := storageEvent("finalized", "install.sh", bad, time.Now())
@@ -53,6 +60,7 @@ func TestTamperedFinalizeRestoredOnceUnderConcurrentDeliveries(t *testing.T) {
 				if status, _ := do(t, ev.request(t, h.url)); status == http.StatusOK {
 					return
 				}
+				refusedOnce.Do(func() { close(refused) })
 			}
 		}()
 	}
@@ -305,6 +313,10 @@ func (panicky) Attrs(context.Context, string, string, int64) (engine.ObjectAttrs
 	panic("boom")
 }
 
+func (panicky) Versions(context.Context, string, string) ([]engine.ObjectAttrs, error) {
+	panic("boom")
+}
+
 func TestPanicIsRetriedAndLogged(t *testing.T) {
 	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { return panicky{s} }})
 	ev := storageEvent("finalized", "install.sh", 42, time.Now())
@@ -356,7 +368,25 @@ func TestServeRefusesOversizedRequestsAndASecondServe(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
 }
 
-// gated is a Store whose Attrs waits for the gate, so that an event stays in flight.
+// holdCopy is a Store whose copies into bucket (a restore) wait for until, at most 10 s.
+type holdCopy struct {
+	engine.Store
+	bucket string
+	until  <-chan struct{}
+}
+
+func (h holdCopy) Copy(ctx context.Context, src, dst gsref.ObjectRef, cond engine.Condition, meta engine.Metadata) (engine.ObjectAttrs, error) {
+	if dst.Bucket == h.bucket {
+		select {
+		case <-h.until:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return h.Store.Copy(ctx, src, dst, cond, meta)
+}
+
+// gated is a Store whose Attrs and Versions (an event's first call) wait for the gate, so
+// that an event stays in flight.
 type gated struct {
 	engine.Store
 	entered chan struct{}
@@ -370,6 +400,15 @@ func (g gated) Attrs(ctx context.Context, b, o string, gen int64) (engine.Object
 	}
 	<-g.gate
 	return g.Store.Attrs(ctx, b, o, gen)
+}
+
+func (g gated) Versions(ctx context.Context, b, o string) ([]engine.ObjectAttrs, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.Store.Versions(ctx, b, o)
 }
 
 func TestServeFinishesEventsInFlightOnShutdown(t *testing.T) {

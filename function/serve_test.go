@@ -16,8 +16,9 @@ import (
 	"github.com/tamperguard/tamperguard/internal/engine"
 )
 
-// slowStore is a Store whose Attrs waits until its context ends or the gate opens: the
-// work of a watched object's event stays in flight as long as the test likes.
+// slowStore is a Store whose Attrs and Versions (an event's first call) wait until its
+// context ends or the gate opens: the work of a watched object's event stays in flight as
+// long as the test likes.
 type slowStore struct {
 	engine.Store
 	entered chan struct{} // one token per call that started waiting
@@ -35,6 +36,19 @@ func (s slowStore) Attrs(ctx context.Context, b, o string, gen int64) (engine.Ob
 		return engine.ObjectAttrs{}, ctx.Err()
 	}
 	return s.Store.Attrs(ctx, b, o, gen)
+}
+
+func (s slowStore) Versions(ctx context.Context, b, o string) ([]engine.ObjectAttrs, error) {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Store.Versions(ctx, b, o)
 }
 
 // abandon sends a Pub/Sub push request with body and closes the connection at once, as

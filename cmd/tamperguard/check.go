@@ -176,21 +176,36 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 }
 
 func runAudit(ctx context.Context, e env, args []string) error {
-	fs := flagSet(e, "audit", "audit [--config FILE] [--restore]\n\n"+
+	fs := flagSet(e, "audit", "audit [--config FILE] [--restore] [--prefix P]... [--concurrency N] [--quiet]\n\n"+
 		"Judges every object that a rule covers, and reports objects that rules name but that are missing.\n"+
+		"With a state bucket, generations verified before against the same signed release are not read\n"+
+		"again (the memo), and a run cut short resumes where it stopped (the cursor).\n"+
 		"With a posture: section it then checks the watched bucket's posture and prints one\n"+
 		"{\"kind\":\"posture\",\"check\":…,\"status\":\"ok|changed|failing\",…} line per check; with\n"+
 		"--restore a change is recorded (and alerted, and with posture.repair repaired), without it\n"+
 		"only reported. Exit 1 when anything was tampered or missing or a posture check fails.")
 	configFile := configFlag(fs)
 	restore := fs.Bool("restore", false, "repair tampered or missing objects (default: only report)")
-	timeout := fs.Duration("timeout", time.Hour, "give up after this long")
+	timeout := fs.Duration("timeout", time.Hour, "give up after this long (the audit stops a little before, records where, and the next run resumes there)")
+	concurrency := fs.Int("concurrency", engine.DefaultAuditConcurrency, "objects judged at once")
+	var prefixes prefixList
+	fs.Var(&prefixes, "prefix", "audit only object names under `P` (repeatable: shards of a big bucket)")
+	noMemo := fs.Bool("no-memo", false, "read and hash every object; neither use nor write the memo and the cursor")
+	fromStart := fs.Bool("from-start", false, "begin the pass at the first name instead of where the last run stopped")
+	limit := fs.Int("limit", 0, "judge at most `N` objects in this run; the next run resumes after them (0: no limit)")
+	quiet := fs.Bool("quiet", false, "print only objects that are not ok (ok ones are counted in the summary)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return misuse("audit takes no arguments (got %q)", pos[0])
+	}
+	if *concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: must be at least 1", *concurrency)
+	}
+	if *limit < 0 {
+		return fmt.Errorf("--limit %d: must not be negative", *limit)
 	}
 	flagFile := configFile()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -204,7 +219,8 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	var printErr error
 	var alerts []<-chan error
 	n := 0
-	err = svc.Engine().Audit(ctx, *restore, func(d *engine.Decision) {
+	rep, err := svc.Engine().AuditWith(ctx, engine.AuditOptions{Act: *restore, Concurrency: *concurrency, Prefixes: prefixes,
+		NoMemo: *noMemo, FromStart: *fromStart, Limit: *limit, ReportOK: !*quiet}, func(d *engine.Decision) {
 		n++
 		out.add(d)
 		svc.Attribute(ctx, d)
@@ -234,11 +250,26 @@ func runAudit(ctx context.Context, e env, args []string) error {
 	if e.terminal {
 		fmt.Fprint(e.stderr, "\r\033[K")
 	}
-	fmt.Fprintf(e.stderr, "audited %s: %s\n", plural(n, "object"), summary(out.counts))
+	counts := map[string]int{}
+	total := 0
+	for v, c := range rep.Verdicts {
+		counts[string(v)] += c
+		total += c
+	}
+	fmt.Fprintf(e.stderr, "audited %s: %s (%d listed: %d ok by the memo, %d read)\n", plural(total, "object"), summary(counts), rep.Listed, rep.Reused, rep.Read)
+	if rep.OnFloor > 0 && *quiet {
+		fmt.Fprintf(e.stderr, "%d of the ok objects were judged against the last release that verified: %s\n", rep.OnFloor, rep.Floor)
+	}
+	for _, sp := range rep.Scopes {
+		if !sp.Complete {
+			fmt.Fprintf(e.stderr, "stopped in %s* (pass %d) after %q; the next audit resumes there\n",
+				gsref.ObjectRef{Bucket: sp.Bucket, Object: sp.Prefix}, sp.Pass, sp.After)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	if err := printAuditLogging(ctx, e, svc, out.newest); err != nil {
+	if err := printAuditLogging(ctx, e, svc, rep.Newest); err != nil {
 		return err
 	}
 	if err := printPosture(ctx, e, svc, &out); err != nil {
@@ -248,6 +279,19 @@ func runAudit(ctx context.Context, e env, args []string) error {
 		return printErr
 	}
 	return out.err()
+}
+
+// prefixList is a repeatable --prefix.
+type prefixList []string
+
+func (p *prefixList) String() string { return strings.Join(*p, ",") }
+
+func (p *prefixList) Set(v string) error {
+	if err := gsref.CheckObject(v); err != nil {
+		return fmt.Errorf("prefix %q: %w", v, err)
+	}
+	*p = append(*p, v)
+	return nil
 }
 
 func summary(counts map[string]int) string {

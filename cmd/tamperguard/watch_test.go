@@ -230,8 +230,9 @@ func TestWatchHandsBackTransientFailures(t *testing.T) {
 	ps := newPubSubEnv(t)
 	good := goodInstallSh(t)
 	gen := b.put("install.sh", good)
-	// Every attempt of the first metadata read fails: the decision is transient.
-	b.srv.FailNext("GET", "/storage/v1/b/uploader-prod/o/install.sh", 503, 3)
+	// Every attempt of the first metadata read (the listing of the object's generations)
+	// fails: the decision is transient.
+	b.srv.FailNext("GET", "/storage/v1/b/uploader-prod/o", 503, 3)
 	w := startWatch(t, b, ps, "--config", b.cfg)
 	w.waitReady()
 	id := ps.notify("OBJECT_FINALIZE", "uploader-prod", "install.sh", gen)

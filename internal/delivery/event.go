@@ -38,6 +38,9 @@ const (
 	// AttrTamperguard = "audit" asks for a full audit of every rule (Cloud Scheduler sends it).
 	AttrTamperguard = "tamperguard"
 	AuditRequest    = "audit"
+	// AttrAuditPrefix, on an audit request, limits it to object names under that prefix (one
+	// shard of a big bucket; each shard its own request).
+	AttrAuditPrefix = "prefix"
 )
 
 // storageSourcePrefix starts the source of every Eventarc Cloud Storage event; the bucket
@@ -50,10 +53,12 @@ const maxData = 1 << 20
 
 // Request is what one CloudEvent asks for: a storage event to judge, or an audit.
 type Request struct {
-	Type  string       // the CloudEvent type
-	ID    string       // the CloudEvent id
-	Audit bool         // run a full audit (Event is empty but for ID and Time)
-	Event engine.Event // the storage event
+	Type  string // the CloudEvent type
+	ID    string // the CloudEvent id
+	Audit bool   // run a full audit (Event is empty but for ID and Time)
+	// AuditPrefix limits the audit to names under it ("" for all).
+	AuditPrefix string
+	Event       engine.Event // the storage event
 	// Posture is an audit log entry from the posture route (an Admin Activity log sink): a
 	// hint to check the watched bucket's posture now (Event is empty but for ID and Time).
 	Posture *auditlog.Entry
@@ -256,6 +261,12 @@ func decodeNotification(req *Request, prefix string, attrs map[string]string, da
 			return malformed(prefix+"attributes."+AttrTamperguard, "%s is not %q", quote(v), AuditRequest)
 		}
 		req.Audit = true
+		if p, ok := attrs[AttrAuditPrefix]; ok {
+			if err := checkObject(prefix+"attributes."+AttrAuditPrefix, p); err != nil {
+				return err
+			}
+			req.AuditPrefix = p
+		}
 		return nil
 	}
 

@@ -65,8 +65,9 @@ func genIs(g int64) func(*http.Request) bool {
 }
 
 var matrixSteps = []step{
-	{name: "attributes", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
-		return faultproxy.All(srv.Match(gcstest.OpAttrs, bucket, "install.sh"), genIs(bad))
+	{name: "versions listing", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
+		// The generation's attributes and the candidates for a restore, in one listing.
+		return faultproxy.All(srv.Match(gcstest.OpList, bucket, ""), faultproxy.QueryParam("versions", "true"))
 	}},
 	{name: "read", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
 		return faultproxy.All(srv.Match(gcstest.OpRead, bucket, "install.sh"), genIs(bad))
@@ -75,16 +76,13 @@ var matrixSteps = []step{
 		return faultproxy.All(uploadOf(srv, stateBucket, "incidents/"), faultproxy.QueryParam("ifGenerationMatch", "0"))
 	}},
 	{name: "evidence copy", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
-		return uploadOf(srv, stateBucket, "evidence/")
-	}},
-	{name: "versions listing", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
-		return faultproxy.All(srv.Match(gcstest.OpList, bucket, ""), faultproxy.QueryParam("versions", "true"))
+		return srv.Match(gcstest.OpCopy, stateBucket, "")
 	}},
 	{name: "good generation read", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
 		return faultproxy.All(srv.Match(gcstest.OpRead, bucket, "install.sh"), genIs(good))
 	}},
-	{name: "conditional write", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
-		return faultproxy.All(uploadOf(srv, bucket, "install.sh"), faultproxy.QueryParam("ifGenerationMatch", strconv.FormatInt(bad, 10)))
+	{name: "conditional copy", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
+		return faultproxy.All(srv.Match(gcstest.OpCopy, bucket, "install.sh"), faultproxy.QueryParam("ifGenerationMatch", strconv.FormatInt(bad, 10)))
 	}},
 	{name: "read-back", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
 		read := srv.Match(gcstest.OpRead, bucket, "install.sh")
@@ -93,8 +91,8 @@ var matrixSteps = []step{
 			return read(r) && g != strconv.FormatInt(good, 10) && g != strconv.FormatInt(bad, 10)
 		}
 	}},
-	{name: "incident done", skip: 1, match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
-		// The record's updates: the restored generation, done, alerted.
+	{name: "incident done", match: func(srv *gcstest.Server, good, bad int64) func(*http.Request) bool {
+		// The record's updates: done, then alerted.
 		return faultproxy.All(uploadOf(srv, stateBucket, "incidents/"), func(r *http.Request) bool {
 			return r.URL.Query().Get("ifGenerationMatch") != "0"
 		})

@@ -316,14 +316,14 @@ func (s *Service) releaseSlot() {
 }
 
 // audit runs a requested audit (with repairs), then the posture checks. Its alerts go out
-// as it goes; the request is retried when anything could not be judged or alerted for now.
+// as it goes; objects found ok are counted in its closing line, not logged one by one. The
+// request is retried when anything could not be judged or alerted for now, or when the audit
+// stopped before its deadline with objects left (the retry resumes where it stopped).
 func (s *Service) audit(ctx context.Context, req Request) Outcome {
 	if !s.acquire(ctx) {
 		return Outcome{Why: "shutdown", Err: ctx.Err()}
 	}
-	counts := map[engine.Verdict]int{}
 	transient := 0
-	newest := map[string]time.Time{}
 	var (
 		mu      sync.Mutex
 		sent    []<-chan error
@@ -341,13 +341,13 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 		sent = append(sent, c)
 		mu.Unlock()
 	}
-	err := s.eng.Audit(ctx, true, func(d *engine.Decision) {
-		counts[d.Verdict]++
+	var prefixes []string
+	if req.AuditPrefix != "" {
+		prefixes = []string{req.AuditPrefix}
+	}
+	rep, err := s.eng.AuditWith(ctx, engine.AuditOptions{Act: true, Prefixes: prefixes}, func(d *engine.Decision) {
 		if d.Transient {
 			transient++
-		}
-		if !d.Created.IsZero() && d.Created.After(newest[d.Bucket]) {
-			newest[d.Bucket] = d.Created
 		}
 		if _, ok := writeOf(d); !ok || !d.AlertDue() || d.Transient {
 			finish(d, false)
@@ -377,11 +377,20 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 			undelivered++
 		}
 	}
-	s.noteAuditLogging(ctx, newest)
+	s.noteAuditLogging(ctx, rep.Newest)
 	report, perr := s.runPosture(ctx, "audit", true)
-	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered)
+	attrs := append(eventAttrs(req), "transient", transient, "alerts_undelivered", undelivered,
+		"listed", rep.Listed, "ok_by_memo", rep.Reused, "read", rep.Read)
+	if rep.OnFloor > 0 {
+		attrs = append(attrs, "ok_on_floor", rep.OnFloor, "floor", rep.Floor)
+	}
 	for _, v := range []engine.Verdict{engine.VerdictOK, engine.VerdictTampered, engine.VerdictMissing, engine.VerdictUnverifiable, engine.VerdictIgnored} {
-		attrs = append(attrs, string(v), counts[v])
+		attrs = append(attrs, string(v), rep.Verdicts[v])
+	}
+	for _, sp := range rep.Scopes {
+		if !sp.Complete {
+			attrs = append(attrs, "stopped_in", sp.Bucket+"/"+sp.Prefix, "stopped_after", sp.After, "pass", sp.Pass)
+		}
 	}
 	if report != nil {
 		failing := 0
@@ -393,7 +402,7 @@ func (s *Service) audit(ctx context.Context, req Request) Outcome {
 		attrs = append(attrs, "posture_failing", failing)
 	}
 	switch {
-	case err != nil && (errors.Is(err, engine.ErrTransient) || ctx.Err() != nil):
+	case err != nil && (errors.Is(err, engine.ErrTransient) || errors.Is(err, engine.ErrAuditCut) || ctx.Err() != nil):
 		s.log.Error("audit incomplete; the request will be delivered again", append(attrs, "error", err.Error())...)
 		return Outcome{Why: "audit_incomplete", Err: err}
 	case err != nil:
@@ -457,6 +466,8 @@ func eventAttrs(req Request) []any {
 	}
 	if !req.Audit && req.Posture == nil {
 		a = append(a, "kind", string(ev.Kind), "bucket", ev.Bucket, "object", ev.Object, "generation", ev.Generation)
+	} else if req.AuditPrefix != "" {
+		a = append(a, "prefix", req.AuditPrefix)
 	}
 	return a
 }

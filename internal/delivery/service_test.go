@@ -191,13 +191,26 @@ type countingStore struct {
 
 func (c *countingStore) Attrs(ctx context.Context, b, o string, gen int64) (engine.ObjectAttrs, error) {
 	if b == bucket {
-		n := c.in.Add(1)
-		defer c.in.Add(-1)
-		for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
-		}
-		<-c.gate
+		defer c.enter()()
 	}
 	return c.Store.Attrs(ctx, b, o, gen)
+}
+
+// Versions is an event's first call (the generation's attributes and a restore's candidates).
+func (c *countingStore) Versions(ctx context.Context, b, o string) ([]engine.ObjectAttrs, error) {
+	if b == bucket {
+		defer c.enter()()
+	}
+	return c.Store.Versions(ctx, b, o)
+}
+
+// enter counts a judgement in progress until the gate opens; the func it returns ends it.
+func (c *countingStore) enter() func() {
+	n := c.in.Add(1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	<-c.gate
+	return func() { c.in.Add(-1) }
 }
 
 // The work slots bound how many events are judged at once.
@@ -232,6 +245,10 @@ func TestConcurrencyBoundsTheWork(t *testing.T) {
 type panicStore struct{ engine.Store }
 
 func (panicStore) Attrs(context.Context, string, string, int64) (engine.ObjectAttrs, error) {
+	panic("boom")
+}
+
+func (panicStore) Versions(context.Context, string, string) ([]engine.ObjectAttrs, error) {
 	panic("boom")
 }
 

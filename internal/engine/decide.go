@@ -62,7 +62,12 @@ func (e *Engine) Check(ctx context.Context, bucket, object string, gen int64, ac
 // decideGeneration: "finalize G", and a check or audit of an object (d.Generation, 0 for
 // the live one). act: repair as the rule says; otherwise only report.
 func (e *Engine) decideGeneration(ctx context.Context, m policy.Match, d *Decision, act bool) {
-	j := e.judge(ctx, m, d.Bucket, d.Object, d.Generation)
+	e.decideJudged(ctx, m, d, e.judge(ctx, m, d.Bucket, d.Object, d.Generation), act)
+}
+
+// decideJudged is decideGeneration once the generation is judged (an audit judges the
+// attributes its listing gave).
+func (e *Engine) decideJudged(ctx context.Context, m policy.Match, d *Decision, j judged, act bool) {
 	d.fill(j)
 	gone := j.verdict == VerdictUnverifiable && j.reason == ReasonGenerationGone
 	switch {

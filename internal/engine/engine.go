@@ -56,6 +56,9 @@ type Engine struct {
 	state   string
 	records recordStore
 	lease   time.Duration
+	hashes  knownHashes // digests of generations hashed before (see knownHashes)
+	// auditMemory keeps the audit's memo and cursor without a state bucket.
+	auditMemory memoryBlobs
 }
 
 // New returns an Engine.

@@ -27,6 +27,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/gcstest"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 const (
@@ -437,11 +438,19 @@ func TestRestoreSourceMismatchNeverUsed(t *testing.T) {
 	assert.Zero(t, liveGen)
 }
 
-// interleave is a Store that lets a test act just before the engine writes.
+// interleave is a Store that lets a test act just before the engine writes (or copies) to
+// the watched bucket.
 type interleave struct {
 	engine.Store
 	beforeWrite func()
 	once        sync.Once
+}
+
+func (s *interleave) Copy(ctx context.Context, src, dst gsref.ObjectRef, cond engine.Condition, meta engine.Metadata) (engine.ObjectAttrs, error) {
+	if dst.Bucket == bucket {
+		s.once.Do(s.beforeWrite)
+	}
+	return s.Store.Copy(ctx, src, dst, cond, meta)
 }
 
 func (s *interleave) Write(ctx context.Context, b, o string, cond engine.Condition, meta engine.Metadata, r io.Reader) (engine.ObjectAttrs, error) {

@@ -493,22 +493,36 @@ func readJSONLimit(ctx context.Context, store Store, bucket, name string, v any,
 	if err != nil {
 		return 0, err
 	}
-	r, err := store.Open(ctx, bucket, name, attrs.Generation)
+	b, err := readRecordBytes(ctx, store, bucket, name, attrs.Generation, limit)
+	if err == nil {
+		err = unmarshalRecord(bucket, name, b, v)
+	}
+	return attrs.Generation, err
+}
+
+// readRecordBytes reads generation gen of a record of at most limit bytes.
+func readRecordBytes(ctx context.Context, store Store, bucket, name string, gen, limit int64) ([]byte, error) {
+	r, err := store.Open(ctx, bucket, name, gen)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return attrs.Generation, fmt.Errorf("%w: %s is over %d bytes", errBadRecord, ref(bucket, name, 0), limit)
+		return nil, fmt.Errorf("%w: %s is over %d bytes", errBadRecord, ref(bucket, name, 0), limit)
 	}
+	return b, nil
+}
+
+// unmarshalRecord decodes a record's bytes.
+func unmarshalRecord(bucket, name string, b []byte, v any) error {
 	if err := json.Unmarshal(b, v); err != nil {
-		return attrs.Generation, fmt.Errorf("%w: %s is not valid JSON: %v", errBadRecord, ref(bucket, name, 0), err)
+		return fmt.Errorf("%w: %s is not valid JSON: %v", errBadRecord, ref(bucket, name, 0), err)
 	}
-	return attrs.Generation, nil
+	return nil
 }
 
 // ---- memory ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
@@ -14,9 +15,13 @@ import (
 
 // judged is the verdict on one generation's bytes.
 type judged struct {
-	attrs     ObjectAttrs
-	exp       Expectation
-	checked   release.Checked
+	attrs   ObjectAttrs
+	exp     Expectation
+	checked release.Checked
+	sample  []byte // the judged bytes, when tampered and no larger than MaxSample (for the alert's diff)
+	// versions is the listing of the object's generations the attributes came from, if they
+	// did: a restore looks for good bytes among them without listing again.
+	versions  []ObjectAttrs
 	verdict   Verdict
 	reason    Reason
 	err       error
@@ -30,12 +35,19 @@ type judged struct {
 // the signed digest, or through the signatures over the file), resolving the release once
 // more, uncached, before a mismatch counts.
 func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object string, gen int64) judged {
-	var j judged
 	// Any release lookup that starts from here on started after the judged generation was
 	// written: only such a lookup may declare a mismatch.
 	begun := e.now()
-	attrs, err := e.store.Attrs(ctx, bucket, object, gen)
+	var attrs ObjectAttrs
+	var versions []ObjectAttrs
+	var err error
+	if gen > 0 {
+		versions, attrs, err = e.versionOf(ctx, bucket, object, gen)
+	} else {
+		attrs, err = e.store.Attrs(ctx, bucket, object, 0)
+	}
 	if err != nil {
+		var j judged
 		j.verdict, j.reason, j.err = VerdictUnverifiable, ReasonObjectUnreadable, err
 		j.transient = errors.Is(err, ErrTransient)
 		if errors.Is(err, ErrObjectNotFound) {
@@ -43,6 +55,38 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 		}
 		return j
 	}
+	j := e.judgeAttrs(ctx, m, attrs, versions, begun)
+	j.versions = versions
+	return j
+}
+
+// versionOf finds generation gen in a listing of the object's generations, which says
+// whether it is live and is what a restore needs next: one request for both. When the
+// versions cannot be listed (too many of them), the generation is read on its own.
+func (e *Engine) versionOf(ctx context.Context, bucket, object string, gen int64) ([]ObjectAttrs, ObjectAttrs, error) {
+	vs, err := e.store.Versions(ctx, bucket, object)
+	if err != nil {
+		if errors.Is(err, ErrTransient) || ctx.Err() != nil {
+			return nil, ObjectAttrs{}, err
+		}
+		a, err := e.store.Attrs(ctx, bucket, object, gen)
+		return nil, a, err
+	}
+	for _, v := range vs {
+		if v.Generation == gen {
+			return vs, v, nil
+		}
+	}
+	return nil, ObjectAttrs{}, fmt.Errorf("%w: %s is not among its object's generations", ErrObjectNotFound, ref(bucket, object, gen))
+}
+
+// judgeAttrs is judge for a generation whose attributes are already known (read, or listed
+// by an audit): begun is an instant after the generation was written; versions, if listed,
+// are the object's generations (a release without a signed digest looks among them for
+// proof).
+func (e *Engine) judgeAttrs(ctx context.Context, m policy.Match, attrs ObjectAttrs, versions []ObjectAttrs, begun time.Time) judged {
+	var j judged
+	bucket, object := attrs.Bucket, attrs.Name
 	j.attrs = attrs
 	if attrs.Size > e.maxSize {
 		j.verdict, j.reason = VerdictUnverifiable, ReasonObjectTooLarge
@@ -56,11 +100,16 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 		j.transient = isTransientRelease(err)
 		return j
 	}
-	checked, err := e.checkGeneration(ctx, exp, bucket, object, attrs.Generation)
+	checked, sample, err := e.checkSample(ctx, exp, bucket, object, attrs)
 	if err != nil {
 		return j.failed(err)
 	}
 	j.checked, j.attrs.Size = checked, checked.Size
+	e.hashes.put(bucket, object, attrs.Generation, checked.SHA256)
+	if !checked.OK {
+		j.sample = sample.keep() // for the diff: the bytes are not read again
+	}
+	sample.free()
 	if checked.OK {
 		j.verdict = VerdictOK
 		return j
@@ -85,6 +134,7 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 		}
 		j.checked = again
 		if again.OK {
+			j.sample = nil
 			j.verdict = VerdictOK
 			return j
 		}
@@ -92,7 +142,7 @@ func (e *Engine) judge(ctx context.Context, m policy.Match, bucket, object strin
 	if !j.exp.Expected.Proven() {
 		// No signed digest to compare with: the bytes are tampered only if other bytes pass
 		// the check they failed; otherwise the signature (or attestation) is as suspect.
-		src, err := e.goodSource(ctx, m, bucket, object, j.exp, attrs.Generation)
+		src, err := e.goodSource(ctx, m, bucket, object, j.exp, attrs.Generation, versions)
 		switch {
 		case err != nil:
 			return j.failed(err)
@@ -140,7 +190,13 @@ func (e *Engine) checkGeneration(ctx context.Context, exp Expectation, bucket, o
 		return release.Checked{}, err
 	}
 	defer r.Close()
-	c, err := CheckReader(ctx, exp.Expected, io.LimitReader(r, e.maxSize+1))
+	return e.checkRead(ctx, exp, bucket, object, gen, io.LimitReader(r, e.maxSize+1))
+}
+
+// checkRead runs the bytes of generation gen, read from r (bounded by the caller to one byte
+// over the size limit), through the release's check.
+func (e *Engine) checkRead(ctx context.Context, exp Expectation, bucket, object string, gen int64, r io.Reader) (release.Checked, error) {
+	c, err := CheckReader(ctx, exp.Expected, r)
 	var ce *checkError
 	switch {
 	case errors.As(err, &ce):
@@ -151,6 +207,27 @@ func (e *Engine) checkGeneration(ctx context.Context, exp Expectation, bucket, o
 		return c, fmt.Errorf("%s grew past the %d-byte limit while being read", ref(bucket, object, gen), e.maxSize)
 	}
 	return c, nil
+}
+
+// checkSample is checkGeneration that also keeps the bytes of a generation no larger than
+// MaxSample (by its attributes), for an alert's diff, so that they need not be read again.
+func (e *Engine) checkSample(ctx context.Context, exp Expectation, bucket, object string, a ObjectAttrs) (release.Checked, *sampleBuf, error) {
+	if a.Size > MaxSample {
+		c, err := e.checkGeneration(ctx, exp, bucket, object, a.Generation)
+		return c, nil, err
+	}
+	r, err := e.store.Open(ctx, bucket, object, a.Generation)
+	if err != nil {
+		return release.Checked{}, nil, err
+	}
+	defer r.Close()
+	sb := newSampleBuf()
+	c, err := e.checkRead(ctx, exp, bucket, object, a.Generation, io.TeeReader(io.LimitReader(r, e.maxSize+1), sb))
+	if err != nil {
+		sb.free()
+		return c, nil, err
+	}
+	return c, sb, nil
 }
 
 // hashGeneration streams exactly that generation through SHA-256.
@@ -168,6 +245,69 @@ func (e *Engine) hashGeneration(ctx context.Context, bucket, object string, gen 
 		return d, n, fmt.Errorf("%s grew past the %d-byte limit while being read", ref(bucket, object, gen), e.maxSize)
 	}
 	return d, n, nil
+}
+
+// hashSample is hashGeneration that also keeps the bytes of a generation no larger than
+// MaxSample (by its attributes), for an alert's diff, so that they need not be read again.
+func (e *Engine) hashSample(ctx context.Context, bucket, object string, a ObjectAttrs) (checksum.Digest, int64, *sampleBuf, error) {
+	if a.Size > MaxSample {
+		d, n, err := e.hashGeneration(ctx, bucket, object, a.Generation)
+		return d, n, nil, err
+	}
+	r, err := e.store.Open(ctx, bucket, object, a.Generation)
+	if err != nil {
+		return checksum.Digest{}, 0, nil, err
+	}
+	defer r.Close()
+	sb := newSampleBuf()
+	d, n, err := HashReader(io.TeeReader(io.LimitReader(r, e.maxSize+1), sb))
+	if err != nil {
+		sb.free()
+		return d, n, nil, fmt.Errorf("reading %s: %w", ref(bucket, object, a.Generation), err)
+	}
+	if n > e.maxSize {
+		sb.free()
+		return d, n, nil, fmt.Errorf("%s grew past the %d-byte limit while being read", ref(bucket, object, a.Generation), e.maxSize)
+	}
+	return d, n, sb, nil
+}
+
+// sampleBuf keeps the first MaxSample bytes written to it, or nothing if more come.
+type sampleBuf struct {
+	b    []byte
+	over bool
+}
+
+var sampleBufs = sync.Pool{New: func() any { return &sampleBuf{} }}
+
+func newSampleBuf() *sampleBuf { return sampleBufs.Get().(*sampleBuf) }
+
+func (s *sampleBuf) Write(p []byte) (int, error) {
+	switch {
+	case s.over:
+	case len(s.b)+len(p) > MaxSample:
+		s.over, s.b = true, s.b[:0]
+	default:
+		s.b = append(s.b, p...)
+	}
+	return len(p), nil
+}
+
+// keep returns a copy of the bytes kept (nil if there were more than MaxSample); nil-safe.
+func (s *sampleBuf) keep() []byte {
+	if s == nil || s.over {
+		return nil
+	}
+	return append([]byte{}, s.b...)
+}
+
+// free returns the buffer for reuse; nil-safe.
+func (s *sampleBuf) free() {
+	if s == nil {
+		return
+	}
+	s.b, s.over = s.b[:0], false
+	sampleBufs.Put(s)
 }
 
 // isTransientRelease reports whether resolving the release failed in a way worth a retry.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/tamperguard/tamperguard/internal/release"
 )
@@ -23,6 +24,16 @@ const maxMarkRecord = 8 << 20
 type stateMarks struct {
 	store  Store
 	bucket string
+
+	// The bytes of the last generation read of each record: a generation never changes, so
+	// a lookup whose attributes name the same generation needs no second request.
+	mu    sync.Mutex
+	bytes map[string]cachedMark
+}
+
+type cachedMark struct {
+	gen  int64
+	data []byte
 }
 
 var _ release.MarkStore = (*stateMarks)(nil)
@@ -30,6 +41,23 @@ var _ release.MarkStore = (*stateMarks)(nil)
 // NewStateMarks keeps marks and floors in bucket (the state bucket) through store.
 func NewStateMarks(store Store, bucket string) release.MarkStore {
 	return &stateMarks{store: store, bucket: bucket}
+}
+
+// cached returns the bytes of generation gen of record name, if they were read before.
+func (s *stateMarks) cached(name string, gen int64) ([]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.bytes[name]
+	return c.data, ok && c.gen == gen
+}
+
+func (s *stateMarks) keep(name string, gen int64, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bytes == nil {
+		s.bytes = map[string]cachedMark{}
+	}
+	s.bytes[name] = cachedMark{gen: gen, data: data}
 }
 
 // markName names the record of a source. "v2": records written before marks were raised from
@@ -82,7 +110,10 @@ func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark
 		if err != nil {
 			return err
 		}
-		_, err = s.store.Write(ctx, s.bucket, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
+		a, err := s.store.Write(ctx, s.bucket, name, cond, Metadata{ContentType: "application/json", CacheControl: "no-store"}, strings.NewReader(string(b)))
+		if err == nil {
+			s.keep(name, a.Generation, b)
+		}
 		if !errors.Is(err, ErrPrecondition) {
 			return err
 		}
@@ -93,11 +124,27 @@ func (s *stateMarks) SaveMark(ctx context.Context, source string, m release.Mark
 // errBadMarkRecord: the record is there but unreadable as a mark; the next save replaces it.
 var errBadMarkRecord = errors.New("unreadable mark record")
 
-// read reads a mark record and returns its generation.
+// read reads a mark record and returns its generation. A generation read before is not read
+// again: one request (its attributes) says it is still the one.
 func (s *stateMarks) read(ctx context.Context, name string, rec *markRecord) (int64, error) {
-	gen, err := readJSONLimit(ctx, s.store, s.bucket, name, rec, maxMarkRecord)
-	if errors.Is(err, errBadRecord) {
-		err = fmt.Errorf("%w: %w", errBadMarkRecord, err)
+	attrs, err := s.store.Attrs(ctx, s.bucket, name, 0)
+	if err != nil {
+		return 0, err
 	}
-	return gen, err
+	b, ok := s.cached(name, attrs.Generation)
+	if !ok {
+		if b, err = readRecordBytes(ctx, s.store, s.bucket, name, attrs.Generation, maxMarkRecord); err != nil {
+			if errors.Is(err, errBadRecord) {
+				err = fmt.Errorf("%w: %w", errBadMarkRecord, err)
+			}
+			return attrs.Generation, err
+		}
+	}
+	if err := unmarshalRecord(s.bucket, name, b, rec); err != nil {
+		return attrs.Generation, fmt.Errorf("%w: %w", errBadMarkRecord, err)
+	}
+	if !ok {
+		s.keep(name, attrs.Generation, b)
+	}
+	return attrs.Generation, nil
 }

@@ -83,11 +83,11 @@ func (e *Engine) wantedMetadata(ctx context.Context, m policy.Match, d *Decision
 		return want, err
 	}
 	d.expect(exp)
-	v, _, ok, err := e.goodVersion(ctx, d.Bucket, d.Object, exp, d.Generation)
-	if err != nil || !ok {
+	src, err := e.goodVersion(ctx, d.Bucket, d.Object, exp, d.Generation, nil)
+	if err != nil || src == nil {
 		// Nothing to derive the Content-Type from: only the rule's fields are enforced.
 		want.ContentType = ""
 		return want, err
 	}
-	return protectedMetadata(m, v.Meta), nil
+	return protectedMetadata(m, src.meta), nil
 }

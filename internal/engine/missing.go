@@ -15,7 +15,7 @@ func (e *Engine) restoreMissing(ctx context.Context, m policy.Match, d *Decision
 	if e.ownRestoreLive(ctx, d, inc.key, checkedBy(exp)) || d.Transient {
 		return true
 	}
-	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, exp, 0)
+	src, err := e.goodSource(ctx, m, d.Bucket, d.Object, exp, 0, nil)
 	switch {
 	case err != nil:
 		d.Action = ActionFailed

@@ -20,6 +20,7 @@ import (
 	"github.com/tamperguard/tamperguard/internal/engine"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/gcstest"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // The incident protocol under bad weather, at the Store seam: every fault is one that the
@@ -167,6 +168,22 @@ func (f *faults) Write(ctx context.Context, b, o string, cond engine.Condition, 
 	return f.Store.Write(ctx, b, o, cond, meta, r)
 }
 
+func (f *faults) Copy(ctx context.Context, src, dst gsref.ObjectRef, cond engine.Condition, meta engine.Metadata) (engine.ObjectAttrs, error) {
+	if k, ok := f.match("copy", dst.Bucket, dst.Object); ok {
+		switch k {
+		case hang:
+			return engine.ObjectAttrs{}, f.hung(ctx)
+		case loseResponse:
+			if _, err := f.Store.Copy(ctx, src, dst, cond, meta); err != nil {
+				return engine.ObjectAttrs{}, err
+			}
+			return engine.ObjectAttrs{}, engine.ErrPrecondition
+		}
+		return engine.ObjectAttrs{}, engine.ErrTransient
+	}
+	return f.Store.Copy(ctx, src, dst, cond, meta)
+}
+
 func (f *faults) Delete(ctx context.Context, b, o string, cond engine.Condition) error {
 	if k, ok := f.match("delete", b, o); ok {
 		switch k {
@@ -272,7 +289,7 @@ func TestLostResponseOnIncidentCreate(t *testing.T) {
 	}
 }
 
-// The response to the restore write is lost: the retry meets 412. The live generation is
+// The response to the restore (a copy of the good generation) is lost: the retry meets 412. The live generation is
 // tamperguard's own restore, so the alert says restored, not "a newer generation replaced it".
 func TestLostResponseOnRestoreWrite(t *testing.T) {
 	for name, noState := range map[string]bool{"state bucket": false, "memory": true} {
@@ -281,7 +298,7 @@ func TestLostResponseOnRestoreWrite(t *testing.T) {
 			h := newHarness(t, harnessOpts{noState: noState, wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
 			h.put("install.sh", h.good)
 			g := h.put("install.sh", tampered(h.good))
-			f.add("write", bucket, "install.sh", loseResponse, 0, 1)
+			f.add("copy", bucket, "install.sh", loseResponse, 0, 1)
 			d, acked := deliver(t, h.eng, finalize("install.sh", g), h.notes)
 			assert.True(t, acked)
 			assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
@@ -298,8 +315,8 @@ func TestForgedRestoreMarkerIsNotTrusted(t *testing.T) {
 	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
 	h.put("install.sh", h.good)
 	g := h.put("install.sh", tampered(h.good))
-	// The restore write fails as if a newer write came first: the attacker's, marked.
-	f.add("write", bucket, "install.sh", failBefore, 0, 1)
+	// The restore (a copy) fails as if a newer write came first: the attacker's, marked.
+	f.add("copy", bucket, "install.sh", failBefore, 0, 1)
 	w := h.srv.Client.Bucket(bucket).Object("install.sh").NewWriter(h.ctx)
 	w.Metadata = map[string]string{"tamperguard-incident": bucket + "/install.sh#" + itoa(g)}
 	_, err := w.Write(tampered(tampered(h.good)))
@@ -323,10 +340,9 @@ func TestReadBackFailureAfterCommittedRestore(t *testing.T) {
 	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
 	good := h.put("install.sh", h.good)
 	g := h.put("install.sh", tampered(h.good))
-	// Opens of install.sh: the bad generation (hash), the bad one (sample), the evidence
-	// copy, the good candidate (hash), the good one (sample), the restore source, then the
-	// read-back, which fails.
-	f.add("open", bucket, "install.sh", failRead, 6, 1)
+	// Opens of install.sh: the bad generation (hashed, its bytes kept for the diff), the good
+	// candidate (the same), then the read-back of the copy, which fails.
+	f.add("open", bucket, "install.sh", failRead, 2, 1)
 	d, acked := deliver(t, h.eng, finalize("install.sh", g), h.notes)
 	require.False(t, acked, "restored but not verified is not final")
 	assert.True(t, d.Transient)
@@ -350,13 +366,13 @@ func TestTransientFaultAfterTheClaimIsRetriedAtOnce(t *testing.T) {
 		skip            int
 		retried         bool
 	}{
-		{"evidence copy", "write", stateBucket, "evidence/", failBefore, 0, true},
+		{"evidence copy", "copy", stateBucket, "evidence/", failBefore, 0, true},
 		{"versions listing", "versions", bucket, "install.sh", failBefore, 0, true},
-		{"good generation read", "open", bucket, "install.sh", failBefore, 3, true},
-		{"restore write", "write", bucket, "install.sh", failBefore, 0, true},
-		{"restored-generation note (tolerated: the marker says it)", "write", stateBucket, "incidents/", failBefore, 1, false},
-		{"incident done", "write", stateBucket, "incidents/", failBefore, 2, true},
-		{"evidence copy past the deadline", "write", stateBucket, "evidence/", hang, 0, true},
+		{"good generation read", "open", bucket, "install.sh", failBefore, 1, true},
+		{"restore copy", "copy", bucket, "install.sh", failBefore, 0, true},
+		{"read-back", "open", bucket, "install.sh", failBefore, 2, true},
+		{"incident done", "write", stateBucket, "incidents/", failBefore, 1, true},
+		{"evidence copy past the deadline", "copy", stateBucket, "evidence/", hang, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var f *faults
@@ -393,8 +409,8 @@ func TestOwnerDiesMidRestore(t *testing.T) {
 	h := newHarness(t, harnessOpts{now: clk.now, wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
 	h.put("install.sh", h.good)
 	g := h.put("install.sh", tampered(h.good))
-	// The first instance hangs forever on the record write that follows its restore (its
-	// restored-generation note): it is dead from there on.
+	// The first instance hangs forever on the record write that follows its restore (the
+	// outcome): it is dead from there on.
 	f.add("write", stateBucket, "incidents/", hang, 1, 1)
 	deadDone := make(chan engine.Decision, 1)
 	go func() { deadDone <- h.eng.Handle(context.Background(), finalize("install.sh", g)) }()

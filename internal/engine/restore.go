@@ -11,7 +11,6 @@ import (
 
 	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/policy"
-	"github.com/tamperguard/tamperguard/internal/release"
 	"github.com/tamperguard/tamperguard/internal/signing"
 )
 
@@ -36,7 +35,8 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 	if live.Meta.Custom[markerKey] != key {
 		return false
 	}
-	ok, err := e.holdsSigned(ctx, d.Bucket, d.Object, live.Generation, want)
+	ok, sample, err := e.holdsSignedSample(ctx, d.Bucket, d.Object, live, want)
+	defer sample.free()
 	if err != nil {
 		d.setErr(fmt.Errorf("verifying restored %s: %w", ref(d.Bucket, d.Object, live.Generation), err))
 		return false
@@ -52,7 +52,7 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 		d.Source = "restored by an earlier delivery of this incident"
 	}
 	if d.GoodContent == nil {
-		d.GoodContent = e.sample(ctx, d.Bucket, d.Object, live)
+		d.GoodContent = sample.keep()
 	}
 	return true
 }
@@ -82,6 +82,23 @@ func (e *Engine) holdsSigned(ctx context.Context, bucket, object string, gen int
 	return err == nil && c.OK, err
 }
 
+// holdsSignedSample is holdsSigned for a generation whose attributes are known, keeping its
+// bytes (when no larger than MaxSample) from the same read, for the alert's diff.
+func (e *Engine) holdsSignedSample(ctx context.Context, bucket, object string, a ObjectAttrs, want signedBytes) (bool, *sampleBuf, error) {
+	if want.known {
+		got, _, sample, err := e.hashSample(ctx, bucket, object, a)
+		if err == nil {
+			e.hashes.put(bucket, object, a.Generation, got)
+		}
+		return err == nil && got == want.sha256, sample, err
+	}
+	c, sample, err := e.checkSample(ctx, want.exp, bucket, object, a)
+	if err == nil {
+		e.hashes.put(bucket, object, a.Generation, c.SHA256)
+	}
+	return err == nil && c.OK, sample, err
+}
+
 // sample reads a generation for the alert's diff, when it is small enough.
 func (e *Engine) sample(ctx context.Context, bucket, object string, a ObjectAttrs) []byte {
 	if a.Size > MaxSample {
@@ -103,8 +120,15 @@ func readSample(r io.Reader) []byte {
 	return b
 }
 
-// sample reads the good bytes for the alert's diff, when they are small enough.
-func (s *goodSource) sample(ctx context.Context) []byte {
+// content returns the good bytes for the alert's diff, when they are small enough: those
+// kept when they were checked, else read again (a generation known by its digest alone).
+func (s *goodSource) content(ctx context.Context, e *Engine) []byte {
+	switch {
+	case s.sample != nil:
+		return s.sample
+	case s.gen != 0:
+		return e.sample(ctx, s.attrs.Bucket, s.attrs.Name, s.attrs)
+	}
 	r, err := s.open(ctx)
 	if err != nil {
 		return nil
@@ -113,24 +137,40 @@ func (s *goodSource) sample(ctx context.Context) []byte {
 	return readSample(r)
 }
 
-// writeGood writes verified bytes under cond, marked as this incident's, reads the new
-// generation back, and only then calls it restored. A lost precondition is someone else's
-// write (judged by its own event, never clobbered) unless the live generation is this
-// incident's own restore, whose response was lost.
+// writeGood puts verified bytes live under cond, marked as this incident's, reads the new
+// generation back and hashes it, and only then calls it restored. A generation of the same
+// object is copied by the store (no bytes through tamperguard); the release's own copy is
+// uploaded, hashed again on the way. A lost precondition is someone else's write (judged by
+// its own event, never clobbered) unless the live generation is this incident's own
+// restore, whose response was lost.
 func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
 	meta := e.restoredMetadata(m, src.meta)
 	meta.Custom = map[string]string{markerKey: inc.key}
-	r, err := src.open(ctx)
-	if err != nil {
-		d.Action = ActionFailed
-		d.setErr(fmt.Errorf("opening restore source %s: %w", src.name, err))
-		d.Transient = d.Transient || ctx.Err() != nil
-		return
-	}
-	vr := &verifyingReader{r: r, h: sha256.New(), want: want}
 	src.vouch(d)
-	attrs, err := e.store.Write(ctx, d.Bucket, d.Object, cond, meta, vr)
-	r.Close()
+	var attrs ObjectAttrs
+	var err error
+	if src.gen != 0 {
+		attrs, err = e.store.Copy(ctx, ref(d.Bucket, d.Object, src.gen), ref(d.Bucket, d.Object, 0), cond, meta)
+		if errors.Is(err, ErrObjectNotFound) {
+			// The source generation was deleted since it was found: a retry finds another.
+			d.Action = ActionFailed
+			d.setErr(fmt.Errorf("restoring %s from %s: %w", ref(d.Bucket, d.Object, 0), src.name, err))
+			d.Transient = true
+			return
+		}
+	} else {
+		var r io.ReadCloser
+		r, err = src.open(ctx)
+		if err != nil {
+			d.Action = ActionFailed
+			d.setErr(fmt.Errorf("opening restore source %s: %w", src.name, err))
+			d.Transient = d.Transient || ctx.Err() != nil
+			return
+		}
+		vr := &verifyingReader{r: r, h: sha256.New(), want: want}
+		attrs, err = e.store.Write(ctx, d.Bucket, d.Object, cond, meta, vr)
+		r.Close()
+	}
 	switch {
 	case errors.Is(err, ErrPrecondition):
 		if !e.ownRestoreLive(ctx, d, inc.key, knownBytes(want)) && !d.Transient {
@@ -149,10 +189,9 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		return
 	}
 	d.Source = src.name
-	if err := inc.write(func(r *incidentRecord) { r.Restored = attrs.Generation }); err != nil {
-		e.log.Warn("recording the restored generation failed; it is recognised by its marker", "incident", inc.key, "error", err)
-	}
-	got, _, err := e.hashGeneration(ctx, d.Bucket, d.Object, attrs.Generation)
+	// The restored generation is recorded with the outcome; until then its marker says it.
+	got, _, sample, err := e.hashSample(ctx, d.Bucket, d.Object, attrs)
+	defer sample.free()
 	if err != nil {
 		// Written, not yet verified: the retry finds its marker and verifies it.
 		d.Action = ActionFailed
@@ -165,16 +204,30 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		d.setErr(fmt.Errorf("restored %s reads back as %s, not the signed %s", ref(d.Bucket, d.Object, attrs.Generation), got, want))
 		return
 	}
+	e.hashes.put(d.Bucket, d.Object, attrs.Generation, got)
+	if d.GoodContent == nil {
+		d.GoodContent = sample.keep()
+	}
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
 }
 
-// goodVersion finds the newest generation other than skipGen whose bytes pass exp's check.
-// A candidate that cannot be read is passed over; a transient failure ends the search.
-func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Expectation, skipGen int64) (ObjectAttrs, release.Checked, bool, error) {
-	versions, err := e.store.Versions(ctx, bucket, object)
-	if err != nil && !errors.Is(err, ErrObjectNotFound) {
-		return ObjectAttrs{}, release.Checked{}, false, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
+// goodVersion finds the newest generation other than skipGen whose bytes pass exp's check,
+// among versions (listed now if nil), and keeps its bytes when small enough (for the
+// alert's diff). A generation hashed before (by this process, or recorded by the audit) is
+// not read again when the release names a SHA-256: its known digest says whether it is the
+// one. A candidate that cannot be read is passed over; a transient failure ends the search.
+func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Expectation, skipGen int64, versions []ObjectAttrs) (*goodSource, error) {
+	if versions == nil {
+		var err error
+		versions, err = e.store.Versions(ctx, bucket, object)
+		if err != nil && !errors.Is(err, ErrObjectNotFound) {
+			return nil, fmt.Errorf("listing versions of %s: %w", ref(bucket, object, 0), err)
+		}
 	}
+	// Known digests stand in for a read only when the release names a SHA-256 (a check by
+	// signatures or another algorithm needs the bytes).
+	wantSum, byDigest := exp.Entry.Sum.SHA256()
+	byDigest = byDigest && exp.Expected.Proven()
 	tried := 0
 	for _, v := range versions {
 		if v.Generation == skipGen || v.Size > e.maxSize {
@@ -183,27 +236,47 @@ func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Exp
 		if tried == maxVersionCandidates {
 			break
 		}
+		if sum, ok := e.hashes.get(bucket, object, v.Generation); ok && byDigest {
+			if sum == wantSum {
+				return e.versionSource(v, sum, signing.Verified{}, nil), nil
+			}
+			continue
+		}
 		tried++
-		c, err := e.checkGeneration(ctx, exp, bucket, object, v.Generation)
+		c, sample, err := e.checkSample(ctx, exp, bucket, object, v)
 		if err != nil {
 			var ce *checkError
 			if errors.Is(err, ErrTransient) || errors.As(err, &ce) && isTransientRelease(ce.err) {
-				return ObjectAttrs{}, release.Checked{}, false, err
+				return nil, err
 			}
 			continue // pruned meanwhile, or unreadable: try the next one
 		}
+		e.hashes.put(bucket, object, v.Generation, c.SHA256)
+		kept := sample.keep()
+		sample.free()
 		if c.OK {
-			return v, c, true, nil
+			return e.versionSource(v, c.SHA256, c.Vouched, kept), nil
 		}
 	}
-	return ObjectAttrs{}, release.Checked{}, false, nil
+	return nil, nil
 }
 
-// goodSource is where verified bytes for a restore come from.
+// versionSource is a generation of the object as the source of a restore.
+func (e *Engine) versionSource(v ObjectAttrs, sum checksum.Digest, vouched signing.Verified, sample []byte) *goodSource {
+	return &goodSource{name: ref(v.Bucket, v.Name, v.Generation).String(), meta: v.Meta, gen: v.Generation, attrs: v,
+		sample: sample, sha256: sum, vouched: vouched}
+}
+
+// goodSource is where verified bytes for a restore come from: a generation of the object
+// (gen, copied by the store) or the release's own copy (open).
 type goodSource struct {
-	name string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
-	meta Metadata
-	open func(ctx context.Context) (io.ReadCloser, error)
+	name  string // for humans: "gs://b/o#123" or "release v1.2.0 (git …)"
+	meta  Metadata
+	gen   int64                                            // the generation, for a copy; 0 for the release
+	attrs ObjectAttrs                                      // that generation's attributes
+	open  func(ctx context.Context) (io.ReadCloser, error) // the release's copy
+	// sample is the bytes, when no larger than MaxSample and kept when they were checked.
+	sample []byte
 	// sha256 is the SHA-256 of the bytes, which passed the release's check: what is written
 	// is compared with it, and so is what reads back.
 	sha256 checksum.Digest
@@ -221,20 +294,12 @@ func (s *goodSource) vouch(d *Decision) {
 }
 
 // goodSource finds bytes that pass exp's check: the newest other generation in the bucket
-// that does, else the release's own copy. Every candidate is checked; a candidate that does
-// not pass is never used. nil, nil means there is none.
-func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, exp Expectation, skipGen int64) (*goodSource, error) {
-	if v, c, ok, err := e.goodVersion(ctx, bucket, object, exp, skipGen); err != nil {
-		return nil, err
-	} else if ok {
-		return &goodSource{
-			name: ref(bucket, object, v.Generation).String(),
-			meta: v.Meta,
-			open: func(ctx context.Context) (io.ReadCloser, error) {
-				return e.store.Open(ctx, bucket, object, v.Generation)
-			},
-			sha256: c.SHA256, vouched: c.Vouched,
-		}, nil
+// that does (among versions, if the caller listed them), else the release's own copy. Every
+// candidate is checked (or known by its digest); a candidate that does not pass is never
+// used. nil, nil means there is none.
+func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object string, exp Expectation, skipGen int64, versions []ObjectAttrs) (*goodSource, error) {
+	if src, err := e.goodVersion(ctx, bucket, object, exp, skipGen, versions); err != nil || src != nil {
+		return src, err
 	}
 	if exp.Release == nil {
 		return nil, nil
@@ -245,7 +310,9 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 		e.log.Info("release carries no usable copy", "bucket", bucket, "object", object, "release", exp.Release.Name(), "error", err)
 		return nil, nil
 	}
-	c, err := CheckReader(ctx, exp.Expected, io.LimitReader(rc, e.maxSize+1))
+	sb := newSampleBuf()
+	defer sb.free()
+	c, err := CheckReader(ctx, exp.Expected, io.TeeReader(io.LimitReader(rc, e.maxSize+1), sb))
 	rc.Close()
 	if err == nil && c.Size > e.maxSize {
 		err = fmt.Errorf("over the %d-byte limit", e.maxSize)
@@ -258,6 +325,7 @@ func (e *Engine) goodSource(ctx context.Context, m policy.Match, bucket, object 
 	return &goodSource{
 		name:   "release " + rel.Name(),
 		open:   func(ctx context.Context) (io.ReadCloser, error) { return rel.Open(ctx, entry) },
+		sample: sb.keep(),
 		sha256: c.SHA256, vouched: c.Vouched,
 	}, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 // Errors a Store returns, so the engine can tell "gone" and "someone else wrote first"
@@ -30,7 +32,11 @@ type ObjectAttrs struct {
 	Deleted        time.Time // when it became noncurrent; zero if live
 	Live           bool      // this generation is the object's current one
 	MD5            []byte    // as reported by the store; never trusted as proof
-	Meta           Metadata
+	// CRC32C is the store's CRC32C of the bytes when HasCRC32C; like MD5 never proof that
+	// bytes are the signed ones, only, when it differs from a remembered one, that they changed.
+	CRC32C    uint32
+	HasCRC32C bool
+	Meta      Metadata
 }
 
 // Metadata is the protected metadata of an object: the headers that change what a client
@@ -63,10 +69,19 @@ type Store interface {
 	Open(ctx context.Context, bucket, object string, gen int64) (io.ReadCloser, error)
 	// Versions lists every stored generation of object, newest first, live and noncurrent.
 	Versions(ctx context.Context, bucket, object string) ([]ObjectAttrs, error)
-	// List calls fn for the live generation of every object whose name has prefix.
+	// List calls fn for the live generation of every object whose name has prefix, in name
+	// order.
 	List(ctx context.Context, bucket, prefix string, fn func(ObjectAttrs) error) error
+	// ListFrom is List from the name from on (inclusive): where an audit resumes.
+	ListFrom(ctx context.Context, bucket, prefix, from string, fn func(ObjectAttrs) error) error
 	// Write stores r as a new generation if cond holds, with meta, and returns it.
 	Write(ctx context.Context, bucket, object string, cond Condition, meta Metadata, r io.Reader) (ObjectAttrs, error)
+	// Copy writes generation src.Generation (> 0) of src.Bucket/src.Object as a new
+	// generation of dst.Bucket/dst.Object (dst.Generation must be 0) if cond holds on the
+	// destination, with exactly meta (nothing of the source's metadata is kept), and
+	// returns it. The bytes are copied by the store itself (a rewrite): none pass through
+	// tamperguard. ErrObjectNotFound: that source generation does not exist (any more).
+	Copy(ctx context.Context, src, dst gsref.ObjectRef, cond Condition, meta Metadata) (ObjectAttrs, error)
 	// Delete deletes the live generation if cond.GenerationMatch still is live.
 	Delete(ctx context.Context, bucket, object string, cond Condition) error
 	// UpdateMetadata replaces the protected metadata if cond (generation and

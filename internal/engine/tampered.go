@@ -13,7 +13,7 @@ import (
 // bad bytes as evidence, then restores the signed bytes (GenerationMatch: the bad
 // generation), quarantines, or only alerts, as the rule says.
 func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision, inc *incident, j judged) {
-	e.noteBad(ctx, d, j.attrs)
+	e.noteBad(d, j)
 	if ev, err := e.keepEvidence(ctx, j.attrs); err != nil {
 		if errors.Is(err, ErrTransient) || ctx.Err() != nil {
 			d.setErr(err)
@@ -27,7 +27,7 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 
 	src, srcErr := j.proof, error(nil)
 	if src == nil {
-		src, srcErr = e.goodSource(ctx, m, d.Bucket, d.Object, j.exp, j.attrs.Generation)
+		src, srcErr = e.goodSource(ctx, m, d.Bucket, d.Object, j.exp, j.attrs.Generation, j.versions)
 	}
 	if srcErr != nil && (errors.Is(srcErr, ErrTransient) || ctx.Err() != nil) {
 		d.setErr(srcErr)
@@ -35,7 +35,7 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 		return
 	}
 	if src != nil {
-		d.GoodContent = src.sample(ctx)
+		d.GoodContent = src.sample // a restore's read-back fills it in when not kept
 	}
 	switch m.Rule.OnMismatch {
 	case policy.AlertOnly:
@@ -58,6 +58,9 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 			e.writeGood(ctx, m, d, inc, src, Condition{GenerationMatch: j.attrs.Generation}, src.sha256)
 		}
 	}
+	if src != nil && d.GoodContent == nil {
+		d.GoodContent = src.content(ctx, e)
+	}
 }
 
 // tamperedReplaced answers a tampered generation that a newer one replaced, as the owner of
@@ -65,7 +68,7 @@ func (e *Engine) repairTampered(ctx context.Context, m policy.Match, d *Decision
 // incident wrote it and stopped before recording it), or someone else's write, which has
 // its own event: the alert says this one was served until it was replaced.
 func (e *Engine) tamperedReplaced(ctx context.Context, m policy.Match, d *Decision, inc *incident, j judged) {
-	e.noteBad(ctx, d, j.attrs)
+	e.noteBad(d, j)
 	if e.ownRestoreLive(ctx, d, inc.key, checkedBy(j.exp)) || d.Transient {
 		return
 	}
@@ -80,10 +83,10 @@ func (e *Engine) tamperedReplaced(ctx context.Context, m policy.Match, d *Decisi
 }
 
 // noteBad keeps, for the alert, how the tampered generation was served and (when small
-// enough) its bytes for the diff.
-func (e *Engine) noteBad(ctx context.Context, d *Decision, bad ObjectAttrs) {
-	d.BadCacheControl = bad.Meta.CacheControl
-	d.BadContent = e.sample(ctx, d.Bucket, d.Object, bad)
+// enough) its bytes for the diff, as the judge read them.
+func (e *Engine) noteBad(d *Decision, j judged) {
+	d.BadCacheControl = j.attrs.Meta.CacheControl
+	d.BadContent = j.sample
 }
 
 // quarantine deletes the tampered live generation, if it still is the live one. When the
@@ -112,18 +115,17 @@ func (e *Engine) quarantine(ctx context.Context, d *Decision, bad ObjectAttrs) {
 	}
 }
 
-// keepEvidence copies the bad generation into the state bucket with its metadata.
+// keepEvidence copies the bad generation into the state bucket with its metadata, server-side
+// (its bytes do not pass through tamperguard again).
 func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, error) {
 	if e.state == "" {
 		return ref(bad.Bucket, bad.Name, bad.Generation).String() + " (noncurrent version)", nil
 	}
 	name := stateName("evidence", bad.Bucket, bad.Name, strconv.FormatInt(bad.Generation, 10))
-	r, err := e.store.Open(ctx, bad.Bucket, bad.Name, bad.Generation)
-	if err != nil {
-		return "", err
-	}
-	defer r.Close()
 	meta := bad.Meta
+	if meta.ContentType == "" {
+		meta.ContentType = "application/octet-stream"
+	}
 	custom := map[string]string{
 		"tamperguard-source":     ref(bad.Bucket, bad.Name, 0).String(),
 		"tamperguard-generation": strconv.FormatInt(bad.Generation, 10),
@@ -133,7 +135,7 @@ func (e *Engine) keepEvidence(ctx context.Context, bad ObjectAttrs) (string, err
 		custom["original-"+k] = v
 	}
 	meta.Custom = custom
-	_, err = e.store.Write(ctx, e.state, name, Condition{DoesNotExist: true}, meta, r)
+	_, err := e.store.Copy(ctx, ref(bad.Bucket, bad.Name, bad.Generation), ref(e.state, name, 0), Condition{DoesNotExist: true}, meta)
 	if err != nil && !errors.Is(err, ErrPrecondition) {
 		return "", fmt.Errorf("keeping evidence of %s: %w", ref(bad.Bucket, bad.Name, bad.Generation), err)
 	}

@@ -25,7 +25,7 @@ import (
 // through Kind, and errors.Is/As still reach the SDK's error (*googleapi.Error,
 // context.DeadlineExceeded, ...) through Err.
 type Error struct {
-	Op         string // "attrs", "open", "read", "versions", "list", "write", "delete", "update metadata"
+	Op         string // "attrs", "open", "read", "versions", "list", "write", "copy", "delete", "update metadata"
 	Bucket     string
 	Object     string // the object, or the prefix for "list"
 	Generation int64  // 0: the live generation (or, for "write", the one being created)
@@ -47,7 +47,7 @@ func (e *Error) Error() string {
 		// Object is the prefix.
 		loc := Location(e.Bucket, e.Object, 0)
 		b.WriteString(strings.TrimSuffix(loc, "#live") + "*")
-	case e.Op == "write" && e.Generation == 0:
+	case (e.Op == "write" || e.Op == "copy") && e.Generation == 0:
 		// The generation does not exist yet.
 		loc := Location(e.Bucket, e.Object, 0)
 		b.WriteString(strings.TrimSuffix(loc, "#live") + "#new")

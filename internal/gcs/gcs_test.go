@@ -24,8 +24,10 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/faultproxy"
 	"github.com/tamperguard/tamperguard/internal/gcs"
 	"github.com/tamperguard/tamperguard/internal/gcstest"
+	"github.com/tamperguard/tamperguard/internal/gsref"
 )
 
 const bucket = "tg-test"
@@ -708,4 +710,130 @@ func TestTransientWriteAndDeadlines(t *testing.T) {
 	_, err = st.Attrs(canceled, bucket, "x", 0)
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, engine.ErrTransient, "the caller gave up")
+}
+
+// ---- Attrs: requests ----------------------------------------------------------------
+
+// Attributes of the live generation asked for by number cost one request; a noncurrent one
+// two (the live read, then the generation's).
+func TestAttrsOfTheLiveGenerationIsOneRequest(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	g1 := write(t, st, "x", create, "one")
+	g2 := write(t, st, "x", over(g1.Generation), "two")
+	p, client := s.WithFaults(t)
+	counted := gcs.New(client)
+
+	a, err := counted.Attrs(ctx, bucket, "x", g2.Generation)
+	require.NoError(t, err)
+	assert.True(t, a.Live)
+	assert.True(t, a.HasCRC32C)
+	assert.Equal(t, 1, p.Stats().Requests)
+
+	a, err = counted.Attrs(ctx, bucket, "x", g1.Generation)
+	require.NoError(t, err)
+	assert.False(t, a.Live)
+	assert.Equal(t, "one", readAll(t, st, "x", a.Generation))
+	assert.Equal(t, 3, p.Stats().Requests)
+
+	require.NoError(t, st.Delete(ctx, bucket, "x", over(g2.Generation)))
+	a, err = counted.Attrs(ctx, bucket, "x", g2.Generation)
+	require.NoError(t, err)
+	assert.False(t, a.Live, "nothing is live")
+}
+
+// ---- Copy ---------------------------------------------------------------------------
+
+func ref(b, o string, gen int64) gsref.ObjectRef {
+	return gsref.ObjectRef{Bucket: b, Object: o, Generation: gen}
+}
+
+// A copy puts an older generation's bytes back as a new live generation, server-side, under
+// the destination's precondition, with exactly the metadata asked for.
+func TestCopyRestoresAGenerationServerSide(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	big := strings.Repeat("signed bytes\n", 80_000) // ~1 MiB
+	good := write(t, st, "x", create, big, engine.Metadata{ContentType: "text/x-sh", ContentEncoding: "gzip",
+		ContentDisposition: "inline", Custom: map[string]string{"tamperguard-incident": "old", "attacker": "was here"}})
+	bad := write(t, st, "x", over(good.Generation), "evil")
+	p, client := s.WithFaults(t)
+	counted := gcs.New(client)
+
+	want := engine.Metadata{ContentType: "text/x-sh", CacheControl: "no-cache", Custom: map[string]string{"tamperguard-incident": "new"}}
+	got, err := counted.Copy(ctx, ref(bucket, "x", good.Generation), ref(bucket, "x", 0), over(bad.Generation), want)
+	require.NoError(t, err)
+	assert.True(t, got.Live)
+	assert.Greater(t, got.Generation, bad.Generation)
+	assert.Equal(t, want, got.Meta, "exactly the metadata asked for: nothing kept from the source")
+	assert.EqualValues(t, len(big), got.Size)
+	assert.Less(t, p.Stats().BytesOut+p.Stats().BytesIn, int64(64<<10), "no object bytes through the client")
+
+	live, err := st.Attrs(ctx, bucket, "x", 0)
+	require.NoError(t, err)
+	assert.Equal(t, got.Generation, live.Generation)
+	assert.Equal(t, want, live.Meta)
+	assert.Equal(t, big, readAll(t, st, "x", got.Generation))
+	vs, err := st.Versions(ctx, bucket, "x")
+	require.NoError(t, err)
+	assert.Len(t, vs, 3, "the overwritten generation is kept (noncurrent)")
+}
+
+func TestCopyConditions(t *testing.T) {
+	_, st := setup(t)
+	ctx := context.Background()
+	g1 := write(t, st, "x", create, "one")
+	g2 := write(t, st, "x", over(g1.Generation), "two")
+	meta := engine.Metadata{ContentType: "text/plain"}
+
+	_, err := st.Copy(ctx, ref(bucket, "x", g1.Generation), ref(bucket, "x", 0), over(g1.Generation), meta)
+	assert.ErrorIs(t, err, engine.ErrPrecondition, "the destination's live generation is not g1")
+	assert.Contains(t, err.Error(), fmt.Sprintf(`gcs: copy gs://tg-test/"x"#new [ifGenerationMatch=%d sourceGeneration=%d]`, g1.Generation, g1.Generation))
+	_, err = st.Copy(ctx, ref(bucket, "x", g1.Generation), ref(bucket, "x", 0), create, meta)
+	assert.ErrorIs(t, err, engine.ErrPrecondition, "DoesNotExist while something is live")
+	_, err = st.Copy(ctx, ref(bucket, "x", g2.Generation+999), ref(bucket, "x", 0), over(g2.Generation), meta)
+	assert.ErrorIs(t, err, engine.ErrObjectNotFound, "no such source generation")
+
+	for name, c := range map[string]struct {
+		src, dst gsref.ObjectRef
+		cond     engine.Condition
+		want     error
+	}{
+		"unconditional":         {ref(bucket, "x", g1.Generation), ref(bucket, "x", 0), engine.Condition{}, gcs.ErrUnconditional},
+		"source without number": {ref(bucket, "x", 0), ref(bucket, "x", 0), over(g2.Generation), gcs.ErrInvalidArgument},
+		"destination numbered":  {ref(bucket, "x", g1.Generation), ref(bucket, "x", g2.Generation), over(g2.Generation), gcs.ErrInvalidArgument},
+		"bad name":              {ref(bucket, "x", g1.Generation), ref(bucket, "a\nb", 0), create, gcs.ErrInvalidArgument},
+	} {
+		_, err := st.Copy(ctx, c.src, c.dst, c.cond, meta)
+		assert.ErrorIs(t, err, c.want, name)
+	}
+	vs, err := st.Versions(ctx, bucket, "x")
+	require.NoError(t, err)
+	assert.Len(t, vs, 2, "refused copies created nothing")
+
+	// Into a place where nothing is live (DoesNotExist), and into another bucket.
+	require.NoError(t, st.Delete(ctx, bucket, "x", over(g2.Generation)))
+	got, err := st.Copy(ctx, ref(bucket, "x", g1.Generation), ref(bucket, "x", 0), create, meta)
+	require.NoError(t, err)
+	assert.Equal(t, "one", readAll(t, st, "x", got.Generation))
+	got, err = st.Copy(ctx, ref(bucket, "x", g2.Generation), ref(bucket, "evidence/x/2", 0), create, meta)
+	require.NoError(t, err)
+	assert.Equal(t, "two", readAll(t, st, "evidence/x/2", got.Generation))
+}
+
+// A lost answer to a conditional copy: the SDK's retry meets the precondition, which is
+// what the engine tells apart by the marker it asked for.
+func TestCopyLostResponseIsAPrecondition(t *testing.T) {
+	s, st := setup(t)
+	ctx := context.Background()
+	g1 := write(t, st, "x", create, "one")
+	g2 := write(t, st, "x", over(g1.Generation), "two")
+	p, client := s.WithFaults(t)
+	p.Add(faultproxy.Rule{Match: s.Match(gcstest.OpCopy, bucket, "x"), When: faultproxy.Nth(1), Fault: faultproxy.LoseResponse()})
+	_, err := gcs.New(client).Copy(ctx, ref(bucket, "x", g1.Generation), ref(bucket, "x", 0), over(g2.Generation),
+		engine.Metadata{ContentType: "text/plain", Custom: map[string]string{"tamperguard-incident": "k"}})
+	assert.ErrorIs(t, err, engine.ErrPrecondition)
+	live, err := st.Attrs(ctx, bucket, "x", 0)
+	require.NoError(t, err)
+	assert.Equal(t, "k", live.Meta.Custom["tamperguard-incident"], "committed all the same")
 }

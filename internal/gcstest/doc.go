@@ -46,6 +46,10 @@
 //   - Metageneration is tracked per generation (starting at 1), bumped by every successful
 //     patch, update or ACL change, and written into every object resource the fake returns
 //     (get, list, patch, update) and into the X-Goog-Metageneration header of downloads.
+//   - Reads of a numbered generation reach the fake one at a time (each until its answer
+//     starts): the fake's memory backend appends to a shared slice under its read lock when a
+//     generation is asked for, a data race between two such reads (the race detector sees
+//     it as soon as reads run concurrently, as an audit's do).
 //   - FailNext injects failures (an HTTP status in the GCS JSON error shape, or a dropped
 //     connection) for the next n matching requests.
 //

@@ -32,6 +32,9 @@ type layer struct {
 
 	// mu serializes every request that may change an object.
 	mu sync.Mutex
+	// genRead lets one read of a numbered generation reach the fake at a time (see
+	// serveRead).
+	genRead sync.Mutex
 
 	mgMu sync.Mutex
 	mg   map[objKey]int64
@@ -185,7 +188,18 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveRead passes reads on, fixing the metageneration in what comes back.
+//
+// A read of a numbered generation goes to the fake alone: its memory backend (v1.56.1,
+// GetObjectWithGeneration) appends the archived objects to the slice of live ones under a
+// read lock, so two such reads at once write the same spare capacity (a data race). The read
+// is let through once the one before it has started its answer (the lookup is done by then).
 func (l *layer) serveRead(w http.ResponseWriter, r *http.Request, rt route) {
+	if (rt.kind == routeObject || rt.kind == routeDownload) && r.URL.Query().Get("generation") != "" {
+		l.genRead.Lock()
+		rw := &unlockOnAnswer{ResponseWriter: w, unlock: l.genRead.Unlock}
+		defer rw.done()
+		w = rw
+	}
 	media := rt.kind == routeDownload || r.Method == http.MethodHead ||
 		(rt.kind == routeObject && r.URL.Query().Get("alt") == "media")
 	switch {
@@ -200,6 +214,28 @@ func (l *layer) serveRead(w http.ResponseWriter, r *http.Request, rt route) {
 		l.next.ServeHTTP(w, r)
 	}
 }
+
+// unlockOnAnswer runs unlock once, when the answer starts (or the handler returns without
+// one).
+type unlockOnAnswer struct {
+	http.ResponseWriter
+	once   sync.Once
+	unlock func()
+}
+
+func (u *unlockOnAnswer) done() { u.once.Do(u.unlock) }
+
+func (u *unlockOnAnswer) WriteHeader(code int) {
+	u.done()
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *unlockOnAnswer) Write(p []byte) (int, error) {
+	u.done()
+	return u.ResponseWriter.Write(p)
+}
+
+func (u *unlockOnAnswer) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 // ---- mutations ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@ package gcstest
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -38,12 +39,23 @@ type Server struct {
 	Client *storage.Client
 
 	layer *layer
+	stop  func()
 }
 
 // New starts a fake with the given buckets and stops it when the test ends.
 func New(t testing.TB, buckets ...BucketSpec) *Server {
 	t.Helper()
+	s, err := Start(buckets...)
+	if err != nil {
+		t.Fatalf("gcstest: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
 
+// Start starts a fake with the given buckets outside a test (benchmark programs); Close
+// stops it.
+func Start(buckets ...BucketSpec) (*Server, error) {
 	// The listener exists before the fake so that the fake can render self and media
 	// links with the real address.
 	ts := httptest.NewUnstartedServer(nil)
@@ -59,7 +71,7 @@ func New(t testing.TB, buckets ...BucketSpec) *Server {
 	})
 	if err != nil {
 		ts.Close()
-		t.Fatalf("gcstest: start fakestorage: %v", err)
+		return nil, fmt.Errorf("start fakestorage: %w", err)
 	}
 	for _, b := range buckets {
 		fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b.Name, VersioningEnabled: b.Versioning})
@@ -68,10 +80,6 @@ func New(t testing.TB, buckets ...BucketSpec) *Server {
 	l := newLayer(fake, host)
 	ts.Config.Handler = l
 	ts.Start()
-	t.Cleanup(func() {
-		ts.Close()
-		fake.Stop()
-	})
 
 	// XML reads, as in production: with storage.WithJSONReads the SDK (v1.65) refuses
 	// ReadCompressed ("custom Accept-Encoding headers not allowed").
@@ -80,16 +88,34 @@ func New(t testing.TB, buckets ...BucketSpec) *Server {
 		option.WithoutAuthentication(),
 	)
 	if err != nil {
-		t.Fatalf("gcstest: storage client: %v", err)
+		ts.Close()
+		fake.Stop()
+		return nil, fmt.Errorf("storage client: %w", err)
 	}
 	client.SetRetry(
 		storage.WithBackoff(gax.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond, Multiplier: 2}),
 		storage.WithMaxAttempts(MaxAttempts),
 	)
-	t.Cleanup(func() { _ = client.Close() })
-
-	return &Server{Fake: fake, URL: url, Client: client, layer: l}
+	s := &Server{Fake: fake, URL: url, Client: client, layer: l}
+	s.stop = func() {
+		_ = client.Close()
+		ts.Close()
+		fake.Stop()
+	}
+	return s, nil
 }
+
+// Close stops a server made by Start (New's stops when its test ends).
+func (s *Server) Close() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// PublicHost is the host:port the fake routes XML reads for: a proxy in front of the
+// server must send it as the Host of the requests it forwards.
+func (s *Server) PublicHost() string { return s.layer.publicHost }
 
 // FailNext makes the next n requests whose method is method (any method if "") and whose
 // URL path contains pathSubstring (raw or percent-encoded form; any path if "") fail with

@@ -178,6 +178,19 @@ func (r *Release) Lookup(entry string) (checksum.Entry, error) {
 	return e, nil
 }
 
+// ID names the signed release: for a git release the id of its signed tag object, else a
+// digest of the checksum file and the signature it was verified from; "" when neither is
+// known. The same ID is the same signed release (the same bytes were signed).
+func (r *Release) ID() string {
+	switch {
+	case r.TagObject != "":
+		return "git-tag:" + r.TagObject
+	case r.Evidence != nil:
+		return evidenceID(r.Evidence)
+	}
+	return ""
+}
+
 // Name is a short human name: "v1.2.0 (git https://...)".
 func (r *Release) Name() string {
 	if r.Tag == "" {
