@@ -374,6 +374,41 @@ func TestSignatureOverTheFile(t *testing.T) {
 	})
 }
 
+// The audit's memo remembers only releases that list the SHA-256 the bytes hashed to: an
+// object vouched for by signatures over it, or by a SHA-512-only listing, is read and checked
+// by every audit.
+func TestAuditMemoOnlyForSHA256Listings(t *testing.T) {
+	good := fixture(t, "release", "install.sh")
+	host := newFileHost(t)
+	host.put("/f/v1/install.sh", good)
+	host.put("/f/v1/install.sh.asc", fixture(t, "wire", "install.sh.asc"))
+	host.put("/s/SHA512SUMS", fixture(t, "wire", "SHA512SUMS"))
+	host.put("/s/SHA512SUMS.asc", fixture(t, "wire", "SHA512SUMS.asc"))
+	h := newHarness(t, harnessOpts{extra: `  - bucket: ` + bucket + `
+    objects: ["f/{tag}/install.sh"]
+    release: {url: "` + host.srv.URL + `/f/{tag}/{name}", signed: file, tag: "{tag}"}
+    keys: {openpgp: [` + testdata(t, "wire", "filesigner-ed25519.asc") + `]}
+  - bucket: ` + bucket + `
+    objects: ["s512/install.sh"]
+    release: {url: "` + host.srv.URL + `/s/SHA512SUMS", entry: install.sh}
+    keys: {openpgp: [` + testdata(t, "wire", "filesigner-ed25519.asc") + `]}
+`})
+	h.put("f/v1/install.sh", good)
+	h.put("s512/install.sh", good)
+	h.put("dl/a.sh", h.good) // listed with a SHA-256: remembered
+	for run := range 2 {
+		rep, err := h.instance(nil).AuditWith(h.ctx, engine.AuditOptions{Prefixes: []string{"f/", "s512/", "dl/"}}, func(d *engine.Decision) {
+			t.Errorf("run %d: %s is %s: %s", run, d.Object, d.Verdict, d.Error)
+		})
+		require.NoError(t, err)
+		assert.Equal(t, 3, rep.Verdicts[engine.VerdictOK], "run %d", run)
+		if run == 1 {
+			assert.Equal(t, 1, rep.Reused, "only the object whose release lists its SHA-256")
+			assert.Equal(t, 2, rep.Read, "the other two are read and checked again")
+		}
+	}
+}
+
 // k-of-n over a checksum file: two signers required, one offered.
 func TestThresholdNotMet(t *testing.T) {
 	host := newFileHost(t)
