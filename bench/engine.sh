@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prints the engine's figures:
-#   - the hashing pipeline against raw crypto/sha256 on the same bytes, through a reader that
-#     behaves like an HTTP body (no WriteTo, 32 KiB per Read), interleaved round by round
-#     (bench/hash; target >= 0.95);
+#   - the judge's check (engine.CheckReader) against raw crypto/sha256 on the same bytes,
+#     through a reader that behaves like an HTTP body (no WriteTo, 32 KiB per Read),
+#     interleaved round by round (bench/hash; target >= 0.95);
 #   - allocations per ignored event (target 0) and heap growth while a 1 GiB object is
 #     judged (target < 16 MiB).
 # The audit and restore figures come from bench/audit (go run ./bench/audit -h).

@@ -4,14 +4,18 @@
 //
 //	go run ./bench/hash [-size 64MiB] [-rounds 15] [-chunk 32768]
 //
-// The pipeline is engine.HashReader over what hashGeneration gives it: an io.LimitReader over
-// a reader that, like the body of an HTTP response, has no WriteTo and returns at most -chunk
-// bytes per Read (a bytes.Reader would take io.Copy's fast path and skip the copy buffer, as
-// the earlier figure did). It prints each round's ratio and the median; -check exits 1 when
+// The pipeline is engine.CheckReader (how the judge reads every generation: through the
+// release's check, here a signed SHA-256) over what checkGeneration gives it: an
+// io.LimitReader over a reader that, like the body of an HTTP response, has no WriteTo and
+// returns at most -chunk bytes per Read (a bytes.Reader would take io.Copy's fast path and
+// skip the copy buffer, as the earlier figure did). Each byte is copied out of the body once
+// (raw sha256 hashes the bytes where they lie); past the first MiB the copy runs on another
+// goroutine, beside the hash. It prints each round's ratio and the median; -check exits 1 when
 // the median is under -target.
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"flag"
 	"fmt"
@@ -20,7 +24,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tamperguard/tamperguard/internal/checksum"
 	"github.com/tamperguard/tamperguard/internal/engine"
+	"github.com/tamperguard/tamperguard/internal/release"
 )
 
 // netReader hands out bytes like a network body: no WriteTo, at most max per Read.
@@ -55,6 +61,8 @@ func main() {
 		data[i] = byte(x)
 	}
 	want := sha256.Sum256(data)
+	signed := release.Expected{Name: "bench", Entry: checksum.Entry{Name: "bench", Sum: checksum.Digest(want).Sum()}, How: "bench"}
+	ctx := context.Background()
 	var ratios, pipeMBs, rawMBs []float64
 	for round := range *rounds {
 		// Alternate which goes first, so that neither always meets a warm or a cold cache.
@@ -66,10 +74,10 @@ func main() {
 		}
 		measurePipe := func() {
 			t := time.Now()
-			got, n, err := engine.HashReader(io.LimitReader(&netReader{b: data, max: *chunk}, int64(*size)+1))
+			c, err := engine.CheckReader(ctx, signed, io.LimitReader(&netReader{b: data, max: *chunk}, int64(*size)+1))
 			pipe = time.Since(t)
-			if err != nil || n != int64(*size) || [32]byte(got) != want {
-				fmt.Fprintln(os.Stderr, "hash: the pipeline hashed wrong:", err, n)
+			if err != nil || c.Size != int64(*size) || !c.OK || [32]byte(c.SHA256) != want {
+				fmt.Fprintln(os.Stderr, "hash: the pipeline hashed wrong:", err, c.Size, c.OK)
 				os.Exit(2)
 			}
 		}

@@ -45,12 +45,94 @@ const hashBufSize = 256 << 10
 
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, hashBufSize); return &b }}
 
+// pipelineAfter is how many bytes copyHashed reads in line before it moves the reads to a
+// goroutine of their own; pipelineDepth is how many buffers are then in use at most.
+const (
+	pipelineAfter = 1 << 20
+	pipelineDepth = 4
+)
+
+// copyHashed copies r into w, a hash or a check whose Write never fails. Past pipelineAfter
+// bytes the reads move to a goroutine, so that reading the next buffer (copying it out of
+// the network's, or waiting for it) overlaps hashing this one: on more than one core a large
+// object is hashed at the speed of SHA-256 alone. Small objects never start a goroutine.
+func copyHashed(w io.Writer, r io.Reader) (int64, error) {
+	bp := hashBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, io.LimitReader(r, pipelineAfter), *bp)
+	if err != nil || n < pipelineAfter {
+		hashBufs.Put(bp)
+		return n, err
+	}
+	m, err := pipelinedCopy(w, r, bp)
+	return n + m, err
+}
+
+// pipelinedCopy copies r into w, reading in one goroutine and writing in this one, through
+// pipelineDepth buffers (first among them, all returned to the pool). It returns once the
+// reader has stopped: nothing reads r after it returns. A panic while reading is raised again
+// here, in the caller's goroutine, where the delivery runtime recovers it.
+func pipelinedCopy(w io.Writer, r io.Reader, first *[]byte) (int64, error) {
+	type chunk struct {
+		bp *[]byte
+		n  int
+	}
+	bufs := []*[]byte{first}
+	for len(bufs) < pipelineDepth {
+		bufs = append(bufs, hashBufs.Get().(*[]byte))
+	}
+	defer func() {
+		for _, bp := range bufs {
+			hashBufs.Put(bp)
+		}
+	}()
+	free := make(chan *[]byte, len(bufs))
+	full := make(chan chunk, len(bufs))
+	for _, bp := range bufs {
+		free <- bp
+	}
+	var readErr error
+	var readPanic any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(full)
+		defer func() { readPanic = recover() }()
+		for bp := range free {
+			n, err := io.ReadFull(r, *bp)
+			if n > 0 {
+				full <- chunk{bp, n}
+			}
+			if err != nil {
+				if err != io.EOF && err != io.ErrUnexpectedEOF {
+					readErr = err
+				}
+				return
+			}
+		}
+	}()
+	var total int64
+	var writeErr error
+	for c := range full {
+		if writeErr == nil {
+			_, writeErr = w.Write((*c.bp)[:c.n])
+		}
+		total += int64(c.n)
+		free <- c.bp
+	}
+	<-done
+	if readPanic != nil {
+		panic(readPanic)
+	}
+	if readErr != nil {
+		return total, readErr
+	}
+	return total, writeErr
+}
+
 // HashReader streams r through SHA-256 in constant memory.
 func HashReader(r io.Reader) (checksum.Digest, int64, error) {
 	h := sha256.New()
-	bp := hashBufs.Get().(*[]byte)
-	defer hashBufs.Put(bp)
-	n, err := io.CopyBuffer(h, r, *bp)
+	n, err := copyHashed(h, r)
 	if err != nil {
 		return checksum.Digest{}, n, err
 	}
@@ -68,9 +150,7 @@ func CheckReader(ctx context.Context, x release.Expected, r io.Reader) (release.
 	if err != nil {
 		return release.Checked{}, &checkError{err}
 	}
-	bp := hashBufs.Get().(*[]byte)
-	defer hashBufs.Put(bp)
-	if _, err := io.CopyBuffer(c, r, *bp); err != nil {
+	if _, err := copyHashed(c, r); err != nil {
 		return release.Checked{}, err
 	}
 	checked, err := c.Done(ctx)
