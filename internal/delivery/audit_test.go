@@ -5,15 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/tamperguard/tamperguard/internal/delivery"
+	"github.com/tamperguard/tamperguard/internal/engine"
 )
 
 // An audit request may name a prefix (one shard of a big bucket); a prefix that cannot be an
@@ -96,4 +99,29 @@ func TestRequestedAuditSummarisesOkObjects(t *testing.T) {
 	}
 	assert.Equal(t, []string{"dl/b.sh"}, objects, "the tampered one, restored")
 	assert.Equal(t, s.good, s.live("dl/b.sh"))
+}
+
+// An audit that reaches its deadline's reserve stops, and its request is retried, never
+// acknowledged: the retry resumes and finishes the pass (here: restores what the first run
+// never reached).
+func TestCutAuditIsRetriedNotAcknowledged(t *testing.T) {
+	s := newStack(t, nil, delivery.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	for i := range 5 {
+		s.put(fmt.Sprintf("dl/a%02d.sh", i), s.good)
+	}
+	s.put("dl/b.sh", append(append([]byte(nil), s.good...), "echo pwned\n"...))
+
+	// Less time left than the audit keeps in reserve (at least 2 s): it stops before the
+	// first object.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	o := s.svc.Deliver(ctx, delivery.Request{Type: delivery.TypeMessagePublished, ID: "audit-1", Audit: true, AuditPrefix: "dl/"})
+	cancel()
+	assert.False(t, o.Ack, "a cut audit is delivered again")
+	assert.Equal(t, "audit_incomplete", o.Why)
+	assert.ErrorIs(t, o.Err, engine.ErrAuditCut)
+	assert.NotEqual(t, s.good, s.live("dl/b.sh"), "nothing judged yet")
+
+	o = s.svc.Deliver(context.Background(), delivery.Request{Type: delivery.TypeMessagePublished, ID: "audit-1", Audit: true, AuditPrefix: "dl/"})
+	assert.True(t, o.Ack, o.Err)
+	assert.Equal(t, s.good, s.live("dl/b.sh"), "the retry finished the pass")
 }
