@@ -71,8 +71,10 @@ func (s *auditSetup) run(eng *engine.Engine, o engine.AuditOptions) (engine.Audi
 	return rep, ds, s.proxy.Stats().Requests - before, err
 }
 
-// objectReads counts the reads of watched objects' bytes since the log was cleared.
+// objectReads counts the reads of watched objects' bytes since the log was cleared. The
+// client can hold a whole answer before the proxy logs it, so it waits for the proxy to idle.
 func (s *auditSetup) objectReads() int {
+	require.NoError(s.t, s.proxy.WaitIdle(s.ctx))
 	n := 0
 	for _, e := range s.proxy.Log() {
 		if e.Method == http.MethodGet && strings.HasPrefix(e.URL, "/"+bucket+"/") {
@@ -344,6 +346,7 @@ func TestAuditRestoresFromTheRememberedGeneration(t *testing.T) {
 	require.Len(t, ds, 1)
 	assert.Equal(t, engine.ActionRestored, ds[0].Action, string(ds[0].Reason)+ds[0].Error)
 	reads := map[string]int{}
+	require.NoError(t, s.proxy.WaitIdle(s.ctx))
 	for _, e := range s.proxy.Log() {
 		u, err := url.Parse(e.URL)
 		require.NoError(t, err)

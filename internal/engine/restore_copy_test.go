@@ -57,6 +57,7 @@ func TestRestoreFromAGoodGenerationIsAServerSideCopy(t *testing.T) {
 			calls := proxy.Stats().Requests - before.Requests
 			var log []string
 			uploads, copies, reads := 0, 0, map[string]int{}
+			require.NoError(t, proxy.WaitIdle(h.ctx))
 			for _, e := range proxy.Log() {
 				log = append(log, e.String())
 				u, err := url.Parse(e.URL)
