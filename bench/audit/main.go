@@ -630,9 +630,9 @@ func (e *env) eventRestore(ctx context.Context, root string, good []byte) error 
 		if !seen {
 			what = "the good generation never seen by this instance"
 		}
-		fmt.Printf("  %-32s %3d calls + %d for the alert's record (%s); object reads %d, uploads into the bucket %d, copies %d; %s\n",
+		fmt.Printf("  %-32s %3d calls + %d for the alert's record (%s); object reads %d, uploads into the bucket %d, copies %d, restore verified by %s; %s\n",
 			"event (engine.Handle)", after.Requests-before.Requests, e.proxy.Stats().Requests-settle.Requests, what,
-			e.stats.objectReads.Load()-reads, e.stats.uploads.Load()-ups, e.stats.copies.Load()-cps, wall.Round(time.Millisecond))
+			e.stats.objectReads.Load()-reads, e.stats.uploads.Load()-ups, e.stats.copies.Load()-cps, d.RestoreVerified, wall.Round(time.Millisecond))
 	}
 	return nil
 }

@@ -136,7 +136,11 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	fmt.Fprintf(out, "  written   %s  %s holds the attacker's bytes\n", ms(written), st.object(gen2))
 	fmt.Fprintf(out, "  detected  %s  its OBJECT_FINALIZE notification reached the watcher\n", ms(o.Received))
 	if d.Action == engine.ActionRestored {
-		fmt.Fprintf(out, "  restored  %s  the signed bytes are live again as generation %d (read back and hashed)\n", ms(d.Restored), d.RestoredGeneration)
+		how := "read back and hashed"
+		if d.RestoreVerified == engine.VerifiedCopyChecksums {
+			how = "copied by the store from a generation hashed here, same size and checksums"
+		}
+		fmt.Fprintf(out, "  restored  %s  the signed bytes are live again as generation %d (%s)\n", ms(d.Restored), d.RestoredGeneration, how)
 	} else {
 		fmt.Fprintf(out, "  restored        -  not restored (action: %s)\n", d.Action)
 	}

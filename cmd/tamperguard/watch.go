@@ -187,7 +187,7 @@ type watcher struct {
 	mu sync.Mutex // whole lines on out and explain
 }
 
-// observed is one decision, with when tamperguard saw it.
+// observed is one decision, with when tamperguard was handed its event.
 type observed struct {
 	Received time.Time
 	Decision engine.Decision
@@ -296,7 +296,11 @@ func (w *watcher) handle(work, pull context.Context, m *pubsub.Message) {
 // pruning of an old generation (the new generation's finalize is judged on its own).
 func (w *watcher) report(d *engine.Decision) {
 	if w.observe != nil {
-		w.observe(observed{Received: w.now(), Decision: *d})
+		at := d.Received
+		if at.IsZero() {
+			at = w.now()
+		}
+		w.observe(observed{Received: at, Decision: *d})
 	}
 	if d.Verdict == engine.VerdictIgnored && (d.Action == "" || d.Action == engine.ActionNone) {
 		w.log.Debug("event needs no verdict", "bucket", d.Bucket, "object", d.Object, "generation", d.Generation, "reason", d.Reason)

@@ -221,6 +221,7 @@ func (s *Service) Malformed(ctx context.Context, err error, attrs ...any) Outcom
 // Deliver decides on one decoded request. It never panics: a panic is logged at CRITICAL
 // and the request retried (a poison event ends in the dead-letter topic, not in silence).
 func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
+	received := s.now()
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Log(ctx, cloudlog.LevelCritical, "internal error while handling an event; it will be delivered again",
@@ -248,6 +249,7 @@ func (s *Service) Deliver(ctx context.Context, req Request) (out Outcome) {
 		return Outcome{Why: "shutdown", Err: ctx.Err()}
 	}
 	d := s.eng.Handle(ctx, req.Event)
+	d.Received = received
 	s.releaseSlot()
 	// Who wrote it, outside the work slot and before the line, so that both carry it.
 	pending := false

@@ -470,14 +470,14 @@ func (a *auditRun) reuse(ctx context.Context, m policy.Match, o ObjectAttrs, ent
 	if entry.Gen != o.Generation {
 		// Another generation is live now; the remembered one may be the good bytes a
 		// restore looks for among the older generations.
-		e.hashes.put(o.Bucket, o.Name, entry.Gen, sum)
+		e.hashes.remember(o.Bucket, o.Name, entry.Gen, sum)
 		return false
 	}
 	exp, err := Expect(ctx, e.res, m, o.Name, time.Time{})
 	if err != nil || !entry.valid(o, rel, exp, e.now()) {
 		return false
 	}
-	e.hashes.put(o.Bucket, o.Name, o.Generation, sum)
+	e.hashes.remember(o.Bucket, o.Name, o.Generation, sum)
 	d := &Decision{Bucket: o.Bucket, Object: o.Name, Generation: o.Generation, Verdict: VerdictOK, Action: ActionNone,
 		Size: o.Size, ActualSHA256: entry.Digest}
 	d.Created = o.Created

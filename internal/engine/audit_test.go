@@ -332,7 +332,8 @@ func TestConcurrentAuditsMergeTheirMemo(t *testing.T) {
 }
 
 // A tampered object found by the audit is restored (with act), and the good generation the
-// memo remembered is not read again for it: it is copied, and the copy read back.
+// memo remembered is not read again for it: it is copied, and (known from the memo alone,
+// not hashed by this process) the copy is read back and hashed.
 func TestAuditRestoresFromTheRememberedGeneration(t *testing.T) {
 	s := newAuditSetup(t, 3, harnessOpts{})
 	_, _, _, err := s.run(s.engine(nil), engine.AuditOptions{})
@@ -356,6 +357,8 @@ func TestAuditRestoresFromTheRememberedGeneration(t *testing.T) {
 	}
 	assert.Equal(t, 1, reads[itoa(bad)], "the tampered generation read once")
 	assert.Zero(t, reads[itoa(good)], "the remembered good generation is not read")
+	assert.Equal(t, 1, reads[itoa(ds[0].RestoredGeneration)], "the copy of a generation known from the memo is read back")
+	assert.Equal(t, engine.VerifiedReadBack, ds[0].RestoreVerified)
 	_, b := s.live("dl/s001.sh")
 	assert.Equal(t, s.good, b)
 }

@@ -30,8 +30,10 @@ type Decision struct {
 	Signer             string `json:"signer"`
 	Action             Action `json:"action"`
 	RestoredGeneration int64  `json:"restored_generation,omitempty"`
-	Reason             Reason `json:"reason,omitempty"`
-	Error              string `json:"error,omitempty"`
+	// RestoreVerified says how the restored generation was verified.
+	RestoreVerified Verification `json:"restore_verified,omitempty"`
+	Reason          Reason       `json:"reason,omitempty"`
+	Error           string       `json:"error,omitempty"`
 	// Incident names the incident record when the decision acted on one.
 	Incident string `json:"incident,omitempty"`
 	// Floor says why the object was judged against the last release that verified (the
@@ -56,6 +58,8 @@ type Detail struct {
 	EventTime time.Time `json:"event_time,omitzero"` // when the storage change happened, if the event said
 	Created   time.Time `json:"created,omitzero"`    // when the judged generation was written
 	Restored  time.Time `json:"restored,omitzero"`   // when the good bytes were live again
+	// Received is when the delivery runtime was handed the event (set by it, not logged).
+	Received time.Time `json:"-"`
 	// Replaced is when a newer generation replaced the judged one (skipped_newer), if known.
 	Replaced time.Time `json:"replaced,omitzero"`
 	Evidence string    `json:"evidence,omitempty"` // gs:// path of the evidence copy

@@ -13,14 +13,22 @@ const maxKnownHashes = 1 << 14
 // memo (in the state bucket, which only tamperguard writes) recorded. A generation's bytes
 // never change, so its digest is a fact for as long as the generation exists: a restore that
 // looks for good bytes among older generations need not read one again to know whether it is
-// the signed one (the restored generation is still read back and hashed). Nothing read from
-// the watched bucket (its MD5, CRC32C or custom metadata) ever lands here. Bounded: the
-// oldest entries go first.
+// the signed one. Which of the two said it is kept: a copy of a generation hashed here is
+// verified by the store's checksums, one known from the memo alone is read back. Nothing
+// read from the watched bucket (its MD5, CRC32C or custom metadata) ever lands here.
+// Bounded: the oldest entries go first.
 type knownHashes struct {
 	mu    sync.Mutex
-	m     map[genKey]checksum.Digest
+	m     map[genKey]knownHash
 	order []genKey // ring of insertion order
 	next  int
+}
+
+// knownHash is a generation's SHA-256, and whether this process hashed its bytes (else the
+// audit's memo recorded it).
+type knownHash struct {
+	sum    checksum.Digest
+	hashed bool
 }
 
 type genKey struct {
@@ -28,7 +36,18 @@ type genKey struct {
 	gen            int64
 }
 
+// put records the digest of a generation this process hashed.
 func (k *knownHashes) put(bucket, object string, gen int64, d checksum.Digest) {
+	k.add(bucket, object, gen, knownHash{sum: d, hashed: true})
+}
+
+// remember records the digest the audit's memo gives for a generation, unless this process
+// hashed it itself.
+func (k *knownHashes) remember(bucket, object string, gen int64, d checksum.Digest) {
+	k.add(bucket, object, gen, knownHash{sum: d})
+}
+
+func (k *knownHashes) add(bucket, object string, gen int64, d knownHash) {
 	if gen <= 0 {
 		return
 	}
@@ -36,11 +55,13 @@ func (k *knownHashes) put(bucket, object string, gen int64, d checksum.Digest) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
-		k.m = make(map[genKey]checksum.Digest)
+		k.m = make(map[genKey]knownHash)
 		k.order = make([]genKey, 0, maxKnownHashes)
 	}
-	if _, ok := k.m[key]; ok {
-		k.m[key] = d
+	if old, ok := k.m[key]; ok {
+		if d.hashed || !old.hashed {
+			k.m[key] = d
+		}
 		return
 	}
 	if len(k.order) < maxKnownHashes {
@@ -53,7 +74,7 @@ func (k *knownHashes) put(bucket, object string, gen int64, d checksum.Digest) {
 	k.m[key] = d
 }
 
-func (k *knownHashes) get(bucket, object string, gen int64) (checksum.Digest, bool) {
+func (k *knownHashes) get(bucket, object string, gen int64) (knownHash, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	d, ok := k.m[genKey{bucket, object, gen}]

@@ -52,6 +52,10 @@ const (
 	loseResponse                  // the call takes effect; the caller sees what its retry would (412 / 404)
 	hang                          // the call never returns until its context ends or the test ends (a dead process)
 	failRead                      // Open succeeds, reading fails with ErrTransient
+	// copy only: the store says the copy differs from its source (another CRC32C), and
+	// badCopy: the store writes other bytes than the source's and reports them truthfully
+	otherChecksum
+	badCopy
 )
 
 // faults is a Store that misbehaves on chosen calls.
@@ -178,6 +182,12 @@ func (f *faults) Copy(ctx context.Context, src, dst gsref.ObjectRef, cond engine
 				return engine.ObjectAttrs{}, err
 			}
 			return engine.ObjectAttrs{}, engine.ErrPrecondition
+		case otherChecksum:
+			a, err := f.Store.Copy(ctx, src, dst, cond, meta)
+			a.CRC32C++
+			return a, err
+		case badCopy:
+			return f.Store.Write(ctx, dst.Bucket, dst.Object, cond, meta, strings.NewReader("#!/bin/sh\necho not the source\n"))
 		}
 		return engine.ObjectAttrs{}, engine.ErrTransient
 	}
@@ -334,26 +344,59 @@ func TestForgedRestoreMarkerIsNotTrusted(t *testing.T) {
 }
 
 // Reading the restored generation back fails after the write committed: restored, not yet
-// verified. The retry verifies it; the alert goes out once, saying restored.
+// verified. The retry verifies it; the alert goes out once, saying restored. (An upload of
+// the release's own copy is read back: no older generation holds the signed bytes.)
 func TestReadBackFailureAfterCommittedRestore(t *testing.T) {
 	var f *faults
 	h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
-	good := h.put("install.sh", h.good)
 	g := h.put("install.sh", tampered(h.good))
-	// Opens of install.sh: the bad generation (hashed, its bytes kept for the diff), the good
-	// candidate (the same), then the read-back of the copy, which fails.
-	f.add("open", bucket, "install.sh", failRead, 2, 1)
+	// Opens of install.sh: the bad generation (hashed, its bytes kept for the diff), then the
+	// read-back of the upload, which fails.
+	f.add("open", bucket, "install.sh", failRead, 1, 1)
 	d, acked := deliver(t, h.eng, finalize("install.sh", g), h.notes)
 	require.False(t, acked, "restored but not verified is not final")
 	assert.True(t, d.Transient)
 	gen, b := h.live("install.sh")
 	require.Equal(t, h.good, b, "the write committed")
-	assert.NotEqual(t, good, gen)
+	assert.NotEqual(t, g, gen)
 
 	d = until(t, h.eng, finalize("install.sh", g), h.notes, 3)
 	assert.Equal(t, engine.ActionRestored, d.Action, string(d.Reason)+d.Error)
 	assert.Equal(t, gen, d.RestoredGeneration, "the retry verified the first write, it did not write again")
+	assert.Equal(t, engine.VerifiedReadBack, d.RestoreVerified)
 	h.settledOnce("install.sh", g)
+}
+
+// A copy of a good generation counts as restored without a read-back only when the store
+// reports it with the source's size and checksums. A copy reported otherwise is read back:
+// restored when its bytes are the signed ones after all, restore_mismatch when they are not
+// (a store that wrote other bytes), never "restored" on the store's word alone.
+func TestCopyReportedWithOtherChecksumsIsReadBack(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		kind   faultKind
+		action engine.Action
+	}{
+		{"the bytes are the source's", otherChecksum, engine.ActionRestored},
+		{"the store wrote other bytes", badCopy, engine.ActionFailed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var f *faults
+			h := newHarness(t, harnessOpts{wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
+			h.put("install.sh", h.good)
+			g := h.put("install.sh", tampered(h.good))
+			f.add("copy", bucket, "install.sh", c.kind, 0, 1)
+			d := h.handle(finalize("install.sh", g))
+			require.Equal(t, c.action, d.Action, string(d.Reason)+d.Error)
+			if c.action == engine.ActionRestored {
+				assert.Equal(t, engine.VerifiedReadBack, d.RestoreVerified)
+				return
+			}
+			assert.Equal(t, engine.ReasonRestoreMismatch, d.Reason)
+			assert.Empty(t, d.RestoreVerified)
+			assert.Zero(t, d.RestoredGeneration)
+		})
+	}
 }
 
 // A transient fault at each step after the claim: the incident is given up at once (not
@@ -370,7 +413,7 @@ func TestTransientFaultAfterTheClaimIsRetriedAtOnce(t *testing.T) {
 		{"versions listing", "versions", bucket, "install.sh", failBefore, 0, true},
 		{"good generation read", "open", bucket, "install.sh", failBefore, 1, true},
 		{"restore copy", "copy", bucket, "install.sh", failBefore, 0, true},
-		{"read-back", "open", bucket, "install.sh", failBefore, 2, true},
+		{"read-back of the release's copy", "open", bucket, "install.sh", failBefore, 1, true},
 		{"incident done", "write", stateBucket, "incidents/", failBefore, 1, true},
 		{"evidence copy past the deadline", "copy", stateBucket, "evidence/", hang, 0, true},
 	} {
@@ -378,7 +421,9 @@ func TestTransientFaultAfterTheClaimIsRetriedAtOnce(t *testing.T) {
 			var f *faults
 			clk := newClock()
 			h := newHarness(t, harnessOpts{now: clk.now, wrap: func(s engine.Store) engine.Store { f = newFaults(t, s); return f }})
-			h.put("install.sh", h.good)
+			if !strings.HasPrefix(c.name, "read-back") { // else no generation to copy: the release's copy is uploaded
+				h.put("install.sh", h.good)
+			}
 			g := h.put("install.sh", tampered(h.good))
 			f.add(c.op, c.bucket, c.sub, c.kind, c.skip, 1)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -47,6 +48,7 @@ func (e *Engine) ownRestoreLive(ctx context.Context, d *Decision, key string, wa
 		return false
 	}
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, live.Generation, live.Created
+	d.RestoreVerified = VerifiedReadBack
 	d.Reason, d.Err, d.Error, d.Transient = "", nil, "", false
 	if d.Source == "" {
 		d.Source = "restored by an earlier delivery of this incident"
@@ -137,10 +139,12 @@ func (s *goodSource) content(ctx context.Context, e *Engine) []byte {
 	return readSample(r)
 }
 
-// writeGood puts verified bytes live under cond, marked as this incident's, reads the new
-// generation back and hashes it, and only then calls it restored. A generation of the same
-// object is copied by the store (no bytes through tamperguard); the release's own copy is
-// uploaded, hashed again on the way. A lost precondition is someone else's write (judged by
+// writeGood puts verified bytes live under cond, marked as this incident's, and calls it
+// restored only once the new generation is verified. A generation of the same object is
+// copied by the store (no bytes through tamperguard) and, when this process hashed that
+// generation, verified by the copy's size and checksums equalling the source's; otherwise
+// (the release's own copy, uploaded and hashed again on the way; a generation known from the
+// audit's memo) the new generation is read back and hashed. A lost precondition is someone else's write (judged by
 // its own event, never clobbered) unless the live generation is this incident's own
 // restore, whose response was lost.
 func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
@@ -190,6 +194,15 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 	}
 	d.Source = src.name
 	// The restored generation is recorded with the outcome; until then its marker says it.
+	if src.gen != 0 && src.hashed && sameStoredBytes(src.attrs, attrs) {
+		// A copy, made by the store from a generation whose bytes this process hashed, that
+		// the store reports with the source's size and checksums: no byte moves through
+		// tamperguard, and reading it back would only test the store.
+		e.hashes.put(d.Bucket, d.Object, attrs.Generation, want)
+		d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
+		d.RestoreVerified = VerifiedCopyChecksums
+		return
+	}
 	got, _, sample, err := e.hashSample(ctx, d.Bucket, d.Object, attrs)
 	defer sample.free()
 	if err != nil {
@@ -209,6 +222,31 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 		d.GoodContent = sample.keep()
 	}
 	d.Action, d.RestoredGeneration, d.Restored = ActionRestored, attrs.Generation, e.now()
+	d.RestoreVerified = VerifiedReadBack
+}
+
+// sameStoredBytes reports whether the store describes copy as holding the bytes of src: the
+// same size, and the same CRC32C and MD5 wherever both sides have one (at least one of them).
+// It is proof only for a copy the store made from src, the immutable generation tamperguard
+// named and hashed; a checksum read from the watched bucket never proves bytes are signed.
+func sameStoredBytes(src, copy ObjectAttrs) bool {
+	if copy.Generation == 0 || copy.Size != src.Size {
+		return false
+	}
+	compared := false
+	if src.HasCRC32C && copy.HasCRC32C {
+		if src.CRC32C != copy.CRC32C {
+			return false
+		}
+		compared = true
+	}
+	if len(src.MD5) > 0 && len(copy.MD5) > 0 {
+		if !bytes.Equal(src.MD5, copy.MD5) {
+			return false
+		}
+		compared = true
+	}
+	return compared
 }
 
 // goodVersion finds the newest generation other than skipGen whose bytes pass exp's check,
@@ -236,9 +274,9 @@ func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Exp
 		if tried == maxVersionCandidates {
 			break
 		}
-		if sum, ok := e.hashes.get(bucket, object, v.Generation); ok && byDigest {
-			if sum == wantSum {
-				return e.versionSource(v, sum, signing.Verified{}, nil), nil
+		if known, ok := e.hashes.get(bucket, object, v.Generation); ok && byDigest {
+			if known.sum == wantSum {
+				return e.versionSource(v, known.sum, signing.Verified{}, nil, known.hashed), nil
 			}
 			continue
 		}
@@ -255,16 +293,17 @@ func (e *Engine) goodVersion(ctx context.Context, bucket, object string, exp Exp
 		kept := sample.keep()
 		sample.free()
 		if c.OK {
-			return e.versionSource(v, c.SHA256, c.Vouched, kept), nil
+			return e.versionSource(v, c.SHA256, c.Vouched, kept, true), nil
 		}
 	}
 	return nil, nil
 }
 
-// versionSource is a generation of the object as the source of a restore.
-func (e *Engine) versionSource(v ObjectAttrs, sum checksum.Digest, vouched signing.Verified, sample []byte) *goodSource {
+// versionSource is a generation of the object as the source of a restore; hashed says this
+// process hashed its bytes (else the audit's memo vouched for its digest).
+func (e *Engine) versionSource(v ObjectAttrs, sum checksum.Digest, vouched signing.Verified, sample []byte, hashed bool) *goodSource {
 	return &goodSource{name: ref(v.Bucket, v.Name, v.Generation).String(), meta: v.Meta, gen: v.Generation, attrs: v,
-		sample: sample, sha256: sum, vouched: vouched}
+		sample: sample, sha256: sum, vouched: vouched, hashed: hashed}
 }
 
 // goodSource is where verified bytes for a restore come from: a generation of the object
@@ -283,6 +322,9 @@ type goodSource struct {
 	// vouched is what vouched for them when the release names no digest (a signature over
 	// the file, an attestation).
 	vouched signing.Verified
+	// hashed: this process hashed the generation's bytes (gen != 0), so a copy of it is
+	// verified by the store's checksums of the copy equalling the source's.
+	hashed bool
 }
 
 // vouch names, on a decision whose release has no signer of its own (signed file by file),

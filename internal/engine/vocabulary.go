@@ -40,11 +40,21 @@ type Action string
 // Actions.
 const (
 	ActionNone             Action = "none"              // nothing was changed
-	ActionRestored         Action = "restored"          // the signed bytes are live again, read back and verified
+	ActionRestored         Action = "restored"          // the signed bytes are live again, verified as restore_verified says
 	ActionQuarantined      Action = "quarantined"       // the tampered generation was deleted
 	ActionMetadataRestored Action = "metadata_restored" // the protected metadata was put back
 	ActionSkippedNewer     Action = "skipped_newer"     // a newer generation came first: it is judged by its own event
 	ActionFailed           Action = "failed"            // the repair was attempted and failed
+)
+
+// Verification is how a restored generation was verified to hold the signed bytes before
+// the decision called it restored.
+type Verification string
+
+// Verifications.
+const (
+	VerifiedReadBack      Verification = "read_back"      // the new generation was read back and hashed
+	VerifiedCopyChecksums Verification = "copy_checksums" // the store copied a generation this process hashed, and reports the copy with its size, CRC32C and MD5
 )
 
 // Reason says why a decision is what it is, when the verdict and action alone do not.

@@ -24,7 +24,7 @@ func TestReadmeListsTheVocabulary(t *testing.T) {
 	require.NoError(t, err)
 	rows := map[string]bool{}
 	for _, line := range strings.Split(string(readme), "\n") {
-		if strings.HasPrefix(line, "| `verdict` |") || strings.HasPrefix(line, "| `action` |") || strings.HasPrefix(line, "| `reason` |") {
+		if strings.HasPrefix(line, "| `verdict` |") || strings.HasPrefix(line, "| `action` |") || strings.HasPrefix(line, "| `reason` |") || strings.HasPrefix(line, "| `restore_verified` |") {
 			rows[line] = true
 		}
 	}
@@ -37,7 +37,7 @@ func TestReadmeListsTheVocabulary(t *testing.T) {
 		for _, spec := range g.Specs {
 			vs := spec.(*ast.ValueSpec)
 			typ, ok := vs.Type.(*ast.Ident)
-			if !ok || (typ.Name != "Verdict" && typ.Name != "Action" && typ.Name != "Reason") || len(vs.Values) != 1 || vs.Comment == nil {
+			if !ok || (typ.Name != "Verdict" && typ.Name != "Action" && typ.Name != "Reason" && typ.Name != "Verification") || len(vs.Values) != 1 || vs.Comment == nil {
 				continue
 			}
 			lit, ok := vs.Values[0].(*ast.BasicLit)
@@ -45,7 +45,11 @@ func TestReadmeListsTheVocabulary(t *testing.T) {
 			value, err := strconv.Unquote(lit.Value)
 			require.NoError(t, err)
 			meaning := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(vs.Comment.Text()), "//"))
-			row := "| `" + strings.ToLower(typ.Name) + "` | `" + value + "` | " + meaning + " |"
+			field := strings.ToLower(typ.Name)
+			if typ.Name == "Verification" {
+				field = "restore_verified"
+			}
+			row := "| `" + field + "` | `" + value + "` | " + meaning + " |"
 			assert.True(t, rows[row], "README.md lacks the row %s", row)
 			want++
 		}
