@@ -10,8 +10,8 @@
 // returns at most -chunk bytes per Read (a bytes.Reader would take io.Copy's fast path and
 // skip the copy buffer, as the earlier figure did). Each byte is copied out of the body once
 // (raw sha256 hashes the bytes where they lie); past the first MiB the copy runs on another
-// goroutine, beside the hash. It prints each round's ratio and the median; -check exits 1 when
-// the median is under -target.
+// goroutine, beside the hash, through 1 MiB buffers. It prints each round's ratio and the
+// median; -check exits 1 when the median is under -target.
 package main
 
 import (

@@ -37,9 +37,9 @@ func pattern(n int) []byte {
 // Every size, around the point where the reads move to their own goroutine and around the
 // buffers' edges, hashes to the same digest as crypto/sha256.
 func TestHashReaderPipelinedIsExact(t *testing.T) {
-	data := pattern(5*pipelineAfter + 12345)
+	data := pattern(pipelineAfter + (pipelineDepth+2)*pipeBufSize + 12345)
 	for _, n := range []int{0, 1, hashBufSize - 1, hashBufSize, pipelineAfter - 1, pipelineAfter, pipelineAfter + 1,
-		pipelineAfter + hashBufSize, pipelineAfter + pipelineDepth*hashBufSize + 7, len(data)} {
+		pipelineAfter + pipeBufSize - 1, pipelineAfter + pipeBufSize, pipelineAfter + pipelineDepth*pipeBufSize + 7, len(data)} {
 		for _, chunk := range []int{1 << 10, 32 << 10, 1 << 20} {
 			if n > 2*pipelineAfter && chunk == 1<<10 {
 				continue
