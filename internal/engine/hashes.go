@@ -24,8 +24,9 @@ type knownHashes struct {
 	next  int
 }
 
-// knownHash is a generation's SHA-256, and whether this process hashed its bytes (else the
-// audit's memo recorded it).
+// knownHash is a generation's SHA-256, and whether this process verified it: hashed the
+// bytes, or had the store copy bytes it hashed and found the copy's size and checksums equal
+// to the source's (else the audit's memo recorded it).
 type knownHash struct {
 	sum    checksum.Digest
 	hashed bool
@@ -36,7 +37,7 @@ type genKey struct {
 	gen            int64
 }
 
-// put records the digest of a generation this process hashed.
+// put records the digest of a generation this process verified (see knownHash).
 func (k *knownHashes) put(bucket, object string, gen int64, d checksum.Digest) {
 	k.add(bucket, object, gen, knownHash{sum: d, hashed: true})
 }

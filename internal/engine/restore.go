@@ -322,8 +322,8 @@ type goodSource struct {
 	// vouched is what vouched for them when the release names no digest (a signature over
 	// the file, an attestation).
 	vouched signing.Verified
-	// hashed: this process hashed the generation's bytes (gen != 0), so a copy of it is
-	// verified by the store's checksums of the copy equalling the source's.
+	// hashed: this process verified the generation's bytes (gen != 0; see knownHash), so a
+	// copy of it is verified by the store's checksums of the copy equalling the source's.
 	hashed bool
 }
 
