@@ -144,9 +144,9 @@ func (s *goodSource) content(ctx context.Context, e *Engine) []byte {
 // copied by the store (no bytes through tamperguard) and, when this process hashed that
 // generation, verified by the copy's size and checksums equalling the source's; otherwise
 // (the release's own copy, uploaded and hashed again on the way; a generation known from the
-// audit's memo) the new generation is read back and hashed. A lost precondition is someone else's write (judged by
-// its own event, never clobbered) unless the live generation is this incident's own
-// restore, whose response was lost.
+// audit's memo) the new generation is read back and hashed. A lost precondition is someone
+// else's write (judged by its own event, never clobbered) unless the live generation is this
+// incident's own restore, whose response was lost.
 func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc *incident, src *goodSource, cond Condition, want checksum.Digest) {
 	meta := e.restoredMetadata(m, src.meta)
 	meta.Custom = map[string]string{markerKey: inc.key}
@@ -225,23 +225,23 @@ func (e *Engine) writeGood(ctx context.Context, m policy.Match, d *Decision, inc
 	d.RestoreVerified = VerifiedReadBack
 }
 
-// sameStoredBytes reports whether the store describes copy as holding the bytes of src: the
+// sameStoredBytes reports whether the store describes dst as holding the bytes of src: the
 // same size, and the same CRC32C and MD5 wherever both sides have one (at least one of them).
 // It is proof only for a copy the store made from src, the immutable generation tamperguard
 // named and hashed; a checksum read from the watched bucket never proves bytes are signed.
-func sameStoredBytes(src, copy ObjectAttrs) bool {
-	if copy.Generation == 0 || copy.Size != src.Size {
+func sameStoredBytes(src, dst ObjectAttrs) bool {
+	if dst.Generation == 0 || dst.Size != src.Size {
 		return false
 	}
 	compared := false
-	if src.HasCRC32C && copy.HasCRC32C {
-		if src.CRC32C != copy.CRC32C {
+	if src.HasCRC32C && dst.HasCRC32C {
+		if src.CRC32C != dst.CRC32C {
 			return false
 		}
 		compared = true
 	}
-	if len(src.MD5) > 0 && len(copy.MD5) > 0 {
-		if !bytes.Equal(src.MD5, copy.MD5) {
+	if len(src.MD5) > 0 && len(dst.MD5) > 0 {
+		if !bytes.Equal(src.MD5, dst.MD5) {
 			return false
 		}
 		compared = true
