@@ -126,9 +126,10 @@ func runWatch(ctx context.Context, e env, args []string) error {
 	}
 	pol := svc.Policy()
 	err = w.run(ctx, ps.Subscriber(*subName), func() {
+		// The structured line first: whoever waits for the "ready in" line finds both.
+		log.Info("tamperguard ready", svc.ReadyAttrs()...)
 		fmt.Fprintf(e.stderr, "tamperguard watch: ready in %d ms: pulling %s, %s at a time, %s from %s (Ctrl-C stops after the events in flight)\n",
 			time.Since(start).Milliseconds(), *subName, plural(*concurrency, "event"), plural(len(pol.Rules), "rule"), pol.Origin)
-		log.Info("tamperguard ready", svc.ReadyAttrs()...)
 	})
 	if err != nil {
 		return fmt.Errorf("pulling %s: %w", *subName, err)
