@@ -208,6 +208,7 @@ func TestServeFleetActsOnceOnConcurrentDuplicates(t *testing.T) {
 	// serve's stdout is its log, Cloud Logging JSON only: no plain line from the Functions
 	// Framework (which prints one per instance unless FUNCTION_TARGET is set).
 	for _, p := range serves {
+		_ = p.Stop(10 * time.Second) // every line written whole before it is read
 		for _, line := range strings.Split(strings.TrimSpace(p.Stdout.String()), "\n") {
 			var v map[string]any
 			assert.NoError(t, json.Unmarshal([]byte(line), &v), "%s: not a JSON line: %q", p.Name, line)
