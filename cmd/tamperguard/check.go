@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -87,7 +88,7 @@ func printDecision(w io.Writer, d *engine.Decision) error {
 }
 
 func runCheck(ctx context.Context, e env, args []string) error {
-	fs := flagSet(e, "check", "check [--config FILE] [--restore] gs://BUCKET/OBJECT[#GENERATION]...\n\n"+
+	fs := flagSet(e, "check", "check [--config FILE] [--restore] [--timeout D] gs://BUCKET/OBJECT[#GENERATION]...\n\n"+
 		"Judges the live generation (or the one given) of each object against its signed release.\n"+
 		"With --restore, a tampered object is repaired as its rule says (restore, quarantine or alert).")
 	configFile := configFlag(fs)
@@ -151,6 +152,11 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 		return
 	case engine.VerdictTampered:
 		switch {
+		case d.Reason == engine.ReasonMetadata:
+			// The bytes are the signed ones; headers that change what clients do with them
+			// are not what they must be.
+			fmt.Fprintf(w, "TAMPERED METADATA: %s holds the bytes release %s signed, but its protected metadata changed (%s); action: %s",
+				where, d.Release, metadataChanges(d.MetadataChanges), d.Action)
 		case d.ExpectedDigest != "":
 			fmt.Fprintf(w, "TAMPERED: %s (%s) is not what release %s signed (%s); action: %s", where, d.ActualDigest, d.Release, d.ExpectedDigest, d.Action)
 		case d.ExpectedSHA256 == "":
@@ -173,6 +179,21 @@ func explainDecision(w io.Writer, d *engine.Decision) {
 		fmt.Fprintf(w, ": %s", d.Error)
 	}
 	fmt.Fprintln(w)
+}
+
+// metadataChanges says, field by field in a stable order, what was found and what it must be.
+// The values come from the bucket: quoted, so that they cannot drive a terminal.
+func metadataChanges(c map[string][2]string) string {
+	fields := make([]string, 0, len(c))
+	for f := range c {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	parts := make([]string, 0, len(fields))
+	for _, f := range fields {
+		parts = append(parts, fmt.Sprintf("%s %q, must be %q", f, c[f][0], c[f][1]))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func runAudit(ctx context.Context, e env, args []string) error {

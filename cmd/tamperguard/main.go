@@ -245,8 +245,13 @@ func runVersion(_ context.Context, e env, args []string) error {
 		_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 		return err
 	}
-	_, err = fmt.Fprintln(e.stdout, v.String())
-	return err
+	if _, err = fmt.Fprintln(e.stdout, v.String()); err != nil {
+		return err
+	}
+	if v.Revision == "" {
+		fmt.Fprintln(e.stderr, "tamperguard version: this build carries no VCS revision: it was built outside a git checkout, or with VCS stamping off (GOFLAGS=-buildvcs=false); go build -buildvcs=true in a checkout stamps it")
+	}
+	return nil
 }
 
 // plural is "1 rule", "2 rules".
