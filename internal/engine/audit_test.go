@@ -71,6 +71,13 @@ func (s *auditSetup) run(eng *engine.Engine, o engine.AuditOptions) (engine.Audi
 	return rep, ds, s.proxy.Stats().Requests - before, err
 }
 
+// clearLog empties the proxy's log once the requests before it are logged (a client can
+// hold a whole answer before the proxy logs it).
+func (s *auditSetup) clearLog() {
+	require.NoError(s.t, s.proxy.WaitIdle(s.ctx))
+	s.proxy.ClearLog()
+}
+
 // objectReads counts the reads of watched objects' bytes since the log was cleared. The
 // client can hold a whole answer before the proxy logs it, so it waits for the proxy to idle.
 func (s *auditSetup) objectReads() int {
@@ -110,7 +117,7 @@ func TestAuditMemoSkipsUnchangedGenerations(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 40, rep.Read)
 
-	s.proxy.ClearLog()
+	s.clearLog()
 	rep, ds, second, err := s.run(s.engine(nil), engine.AuditOptions{ReportOK: true}) // another instance
 	require.NoError(t, err)
 	assert.Equal(t, 40, rep.Reused)
@@ -142,7 +149,7 @@ func TestAuditMemoNeverVouchesForAChange(t *testing.T) {
 		Metadata: map[string]string{"tamperguard-verified": "yes, trust me"}})
 	require.NoError(t, err)
 
-	s.proxy.ClearLog()
+	s.clearLog()
 	rep, ds, _, err := s.run(s.engine(nil), engine.AuditOptions{})
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
@@ -154,7 +161,7 @@ func TestAuditMemoNeverVouchesForAChange(t *testing.T) {
 
 	// A new release for the rule: the memo's entries are the old release's; all read again.
 	other := s.instanceWithTag(t, "v1.0.0", "maintainer-ed25519.asc")
-	s.proxy.ClearLog()
+	s.clearLog()
 	rep, err = other.AuditWith(s.ctx, engine.AuditOptions{Prefixes: []string{"dl/"}}, func(*engine.Decision) {})
 	require.NoError(t, err)
 	assert.Zero(t, rep.Reused, "verified against another release: not reused")
@@ -341,7 +348,7 @@ func TestAuditRestoresFromTheRememberedGeneration(t *testing.T) {
 	good, _ := s.live("dl/s001.sh")
 	bad := s.put("dl/s001.sh", tampered(s.good))
 
-	s.proxy.ClearLog()
+	s.clearLog()
 	_, ds, _, err := s.run(s.engine(nil), engine.AuditOptions{Act: true})
 	require.NoError(t, err)
 	require.Len(t, ds, 1)

@@ -50,6 +50,7 @@ func TestRestoreFromAGoodGenerationIsAServerSideCopy(t *testing.T) {
 				d = eng.Check(h.ctx, bucket, "install.sh", goodGen, false)
 				require.Equal(t, engine.VerdictOK, d.Verdict, d.Error)
 			}
+			require.NoError(t, proxy.WaitIdle(h.ctx)) // the warm-up's requests logged before the log is cleared
 			proxy.ClearLog()
 			before := proxy.Stats()
 
